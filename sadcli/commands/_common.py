@@ -1,0 +1,70 @@
+"""What every command shares: options defined once, and the error boundary.
+
+``cli_errors()`` turns library errors into ``Error: FILE:LINE: what — hint`` on stderr with
+exit 1 (no traceback), Ctrl-C into exit 130, and a closed stdout pipe into a quiet exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from enum import Enum
+from typing import Optional
+
+import typer
+
+from sadcli.console import console, set_quiet
+from sadcli.errors import SadError
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    try:
+        yield
+    except SadError as e:
+        console.quiet = False
+        console.print(f"[bold red]Error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.quiet = False
+        console.print("Interrupted.", style="yellow")
+        raise typer.Exit(130) from None
+    except BrokenPipeError:
+        # the reader went away (`sad segment x | head`): stop quietly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        raise typer.Exit(0) from None
+
+
+class OnError(str, Enum):
+    stop = "stop"
+    skip = "skip"
+
+
+# Options defined once and reused by the commands.
+QuietOpt = typer.Option(False, "--quiet", "-q", help="Print nothing but errors on stderr.")
+OutputOpt = typer.Option(None, "--output", "-o", help="Write JSONL here (atomically) instead of stdout.",
+                         show_default=False)
+OnErrorOpt = typer.Option(OnError.stop, "--on-error",
+                          help="stop: the first bad record stops the run (exit 1, no output file). "
+                               "skip: bad records go to --rejects and are counted.")
+RejectsOpt = typer.Option(None, "--rejects", help="With --on-error skip: write bad input lines here, verbatim.",
+                          show_default=False)
+TokenizerOpt = typer.Option("smollm2-135m", "--tokenizer",
+                            help="Tokenizer spec: local Hugging Face dir, hub id, or the embedded 'smollm2-135m'.")
+SeedOpt = typer.Option(0, "--seed", help="Random seed.")
+DeviceOpt = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps... (default: best available).",
+                         show_default=False)
+
+
+def setup(quiet: bool) -> None:
+    set_quiet(quiet)
+
+
+def opt_path(value: Optional[str]) -> Optional[str]:
+    return None if value in (None, "-") else value

@@ -1,0 +1,206 @@
+"""JSONL in, JSONL out: streaming readers that know file and line, atomic writers.
+
+Input is a path or ``-`` (stdin). ``.jsonl`` streams line by line; a ``.json`` file (or stdin
+starting with ``[``) may hold an array of records, or an object mapping ids to records/strings
+(as the ReAct prompt files do). Blank lines, a UTF-8 BOM and CRLF line ends are accepted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sadcli.errors import InputError
+
+try:  # orjson is several times faster than json; json is the fallback
+    import orjson as _orjson
+
+    def loads(text: str | bytes) -> Any:
+        return _orjson.loads(text)
+
+    def dumps(obj: Any) -> str:
+        return _orjson.dumps(obj).decode("utf-8")
+
+    _DecodeError: tuple[type[Exception], ...] = (_orjson.JSONDecodeError, ValueError)
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    def loads(text: str | bytes) -> Any:
+        return json.loads(text)
+
+    def dumps(obj: Any) -> str:
+        return json.dumps(obj, ensure_ascii=False)
+
+    _DecodeError = (json.JSONDecodeError, ValueError)
+
+
+@dataclass
+class Line:
+    """One input record before parsing: where it came from, and its raw text."""
+
+    file: str
+    line: int | str  # 1-based line number, or "item N" inside a JSON array/object
+    raw: str
+
+
+def display_name(path: str) -> str:
+    return "<stdin>" if path == "-" else path
+
+
+def _open_text(path: str) -> IO[str]:
+    if path == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline=None) \
+            if hasattr(sys.stdin, "buffer") else sys.stdin
+    try:
+        return open(path, encoding="utf-8-sig", newline=None)
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}", hint="check the path, or use - for stdin") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory", hint="give a .jsonl or .json file") from None
+
+
+def _whole_json_lines(name: str, text: str) -> Iterator[Line]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON: {e.msg} (column {e.colno})",
+                         hint="a .json file must hold one JSON array or object; use .jsonl for one record per line",
+                         file=name, line=e.lineno) from None
+    if isinstance(data, list):
+        for i, item in enumerate(data, 1):
+            yield Line(name, f"item {i}", dumps(item))
+    elif isinstance(data, dict):
+        if any(k in data for k in _RECORD_KEYS):
+            yield Line(name, 1, dumps(data))
+        else:  # {"id": record-or-string, ...}
+            for i, (key, value) in enumerate(data.items(), 1):
+                rec = dict(value) if isinstance(value, dict) else {"text": value}
+                rec.setdefault("id", key)
+                yield Line(name, f"item {i} ({key})", dumps(rec))
+    else:
+        raise InputError(f"a .json file must hold an array or an object, not {type(data).__name__}",
+                         file=name, line=1)
+
+
+# keys that mark a JSON object as one record rather than a mapping of records
+_RECORD_KEYS = ("messages", "conversations", "steps", "text", "output", "spans", "trajectory")
+
+
+def read_lines(path: str) -> Iterator[Line]:
+    """Yield the non-blank records of ``path`` (or stdin for ``-``) with their location."""
+    name = display_name(path)
+    fh = _open_text(path)
+    try:
+        if path.endswith(".json"):
+            yield from _whole_json_lines(name, fh.read())
+            return
+        first = True
+        for lineno, raw in enumerate(fh, 1):
+            if first:
+                stripped = raw.lstrip()
+                if not stripped:
+                    continue
+                first = False
+                if stripped.startswith("[") and not path.endswith(".jsonl"):
+                    # a JSON array on stdin (or in a file without extension)
+                    rest = raw + fh.read()
+                    yield from _whole_json_lines(name, rest)
+                    return
+            if raw.strip():
+                yield Line(name, lineno, raw)
+    finally:
+        if path != "-":
+            fh.close()
+
+
+def parse_line(line: Line) -> dict:
+    """Parse one record; raise :class:`InputError` naming file and line."""
+    try:
+        obj = loads(line.raw)
+    except _DecodeError as e:
+        msg = str(e).split("\n")[0]
+        raise InputError(f"invalid JSON: {msg}",
+                         hint="each line must be one JSON object; fix or remove the line, or use --on-error skip",
+                         file=line.file, line=line.line) from None
+    if not isinstance(obj, dict):
+        raise InputError(f"expected a JSON object per line, got {type(obj).__name__}",
+                         hint="each line must be one trajectory object",
+                         file=line.file, line=line.line)
+    return obj
+
+
+def read_records(path: str) -> Iterator[tuple[Line, dict]]:
+    """Yield ``(Line, record)`` pairs; the first bad line raises :class:`InputError`."""
+    for line in read_lines(path):
+        yield line, parse_line(line)
+
+
+class Output:
+    """Where records go: stdout, or a file written atomically (temp file + rename on success).
+
+    Use as a context manager; on an exception the temp file is removed and nothing is left.
+    """
+
+    def __init__(self, path: str | None, *, append: bool = False):
+        self.path = None if path in (None, "-") else path
+        self.append = append
+        self._fh: IO[str] | None = None
+        self._tmp: str | None = None
+        self.count = 0
+
+    def __enter__(self) -> Output:
+        if self.path is None:
+            self._fh = sys.stdout
+        elif self.append:
+            self._fh = open(self.path, "a", encoding="utf-8")
+        else:
+            d = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(d, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(prefix=".sad-", suffix=".tmp", dir=d)
+            self._fh = os.fdopen(fd, "w", encoding="utf-8")
+        return self
+
+    def write(self, record: dict) -> None:
+        assert self._fh is not None
+        self._fh.write(dumps(record))
+        self._fh.write("\n")
+        self.count += 1
+
+    def write_raw(self, raw: str) -> None:
+        assert self._fh is not None
+        self._fh.write(raw if raw.endswith("\n") else raw + "\n")
+        self.count += 1
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._fh is None:
+            return
+        if self.path is None:
+            try:
+                self._fh.flush()
+            except BrokenPipeError:
+                pass
+            return
+        self._fh.close()
+        if self._tmp is not None:
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+            else:
+                try:
+                    os.unlink(self._tmp)
+                except OSError:
+                    pass
+
+
+def write_records(path: str | None, records: Iterable[dict]) -> int:
+    with Output(path) as out:
+        for r in records:
+            out.write(r)
+        return out.count
