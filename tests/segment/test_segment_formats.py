@@ -224,3 +224,44 @@ def test_fireact_actions_and_observations_land_in_their_spans(shared, name):
                 assert any(o in s for s in obs), o
         n += 1
     assert n == 500
+
+
+def test_react_hotpotqa_prompts_numbered(shared):
+    """Every `Action N:` of the ReAct paper's prompts lands in an action span, every `Observation N:` text in an
+    observation span, every `Thought N:` in a reasoning span."""
+    prompts = json.loads(shared("react_hotpotqa_prompts.json").read_text())
+    for key in ("webthink_simple6", "webthink_simple", "webthink_simple_3"):
+        raw = prompts[key]
+        out = segment_record({"text": raw})
+        check_partition(out)
+        acts, obs, reasons = spans_of(out, "act"), spans_of(out, "obs"), spans_of(out, "reason")
+        n_act = 0
+        for m in re.finditer(r"^(Thought|Action|Observation) \d+: (.*)$", raw, re.M):
+            kind, body = m.group(1), m.group(2).strip()
+            pool = {"Thought": reasons, "Action": acts, "Observation": obs}[kind]
+            assert any(body in s for s in pool), (key, kind, body)
+            n_act += kind == "Action"
+        assert n_act == len([s for s in out["steps"] if s["action"] is not None])
+        # each later question is prompt context, not an observation
+        assert sum("Question:" in p for p in spans_of(out, "prompt")) == raw.count("Question:")
+
+
+def test_react_alfworld_prompts_all(shared):
+    prompts = json.loads(shared("react_alfworld_prompts.json").read_text())
+    for key, raw in prompts.items():
+        out = segment_record({"text": raw})
+        check_partition(out)
+        acts, obs, reasons = spans_of(out, "act"), spans_of(out, "obs"), spans_of(out, "reason")
+        lines = raw.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("> think:"):
+                assert any(line[len("> think:"):].strip() in r for r in reasons)
+            elif line.startswith("> "):
+                assert any(s == f"[ACT] {line[2:].strip()}\n" for s in acts), (key, line)
+                nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
+                if nxt and not nxt.startswith(">"):
+                    assert any(nxt in o for o in obs), (key, nxt)
+        if key.startswith("act_"):
+            assert not reasons
+        else:
+            assert reasons
