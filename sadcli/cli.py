@@ -36,9 +36,10 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 # --- commands (one module each; registered in pipeline order) -------------------------------
 from sadcli.commands.segment import segment  # noqa: E402
+from sadcli.commands.mask_check import mask_check  # noqa: E402
 
 app.command("segment")(segment)
-# (collect, mask-check, distill register here as they are built)
+app.command("mask-check")(mask_check)
 
 
 def main() -> None:

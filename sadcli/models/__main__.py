@@ -1,0 +1,5 @@
+import sys
+
+from sadcli.models.spec import main
+
+sys.exit(main())
