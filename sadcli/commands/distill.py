@@ -1,0 +1,168 @@
+"""``sad distill``: train a student on segmented teacher trajectories with the span-aware loss.
+
+Thin command: parses options and calls :mod:`sadcli.distill.pipeline`. No torch at import time.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Optional
+
+import typer
+
+from sadcli.commands._common import QuietOpt, cli_errors, setup
+from sadcli.distill.config import TrainConfig
+
+
+class LossName(str, Enum):
+    sad = "sad"
+    token_kd = "token-kd"
+    kd = "kd"
+    seqkd = "seqkd"
+    flat = "flat"
+    only_reason = "only-reason"
+    only_act = "only-act"
+    random_spans = "random-spans"
+
+
+class Divergence(str, Enum):
+    forward = "forward"
+    reverse = "reverse"
+    jsd = "jsd"
+
+
+class Normalization(str, Enum):
+    per_span = "per-span"
+    sum = "sum"
+
+
+class ActionVocab(str, Enum):
+    full = "full"
+    restricted = "restricted"
+
+
+class Render(str, Enum):
+    text = "text"
+    chat = "chat"
+
+
+class Keep(str, Enum):
+    start = "start"
+    end = "end"
+
+
+def _h(name: str) -> str:
+    return TrainConfig.help(name)
+
+
+def distill(
+    input: str = typer.Argument(..., help="Segmented JSONL (sad segment), or sad mask-check --emit output; - for stdin."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Output directory for the student "
+                                         "(Hugging Face format) and its checkpoints.", show_default=False),
+    teacher: str = typer.Option("smollm2-135m", "--teacher",
+                                help="Teacher spec: local Hugging Face dir, hub id, or the embedded 'smollm2-135m'."),
+    student: Optional[str] = typer.Option(None, "--student", help="Student spec (same forms as --teacher).",
+                                          show_default=False),
+    student_layers: Optional[str] = typer.Option(None, "--student-layers",
+                                                 help="Student = these teacher layers: a count (6: evenly spaced, "
+                                                      "first and last included) or a list (0,6,12,18,24,29). "
+                                                      "Default when no student option is given: 6.",
+                                                 show_default=False),
+    student_config: Optional[str] = typer.Option(None, "--student-config",
+                                                 help="Student = a freshly initialized model from this Hugging "
+                                                      "Face config.json.", show_default=False),
+    loss: LossName = typer.Option(LossName.sad, "--loss", help="Objective: the SAD loss or a baseline/ablation."),
+    lambda_reason: float = typer.Option(1.0, "--lambda-reason", help="λ_r, weight of L_CoT."),
+    lambda_act: float = typer.Option(1.0, "--lambda-act", help="λ_a, weight of L_Act."),
+    divergence: Divergence = typer.Option(Divergence.forward, "--divergence",
+                                          help="forward KL(T||S) (the paper), reverse KL, or generalized JSD."),
+    beta: float = typer.Option(0.5, "--beta", help="β of the generalized JSD."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature τ (losses scaled by τ²)."),
+    normalization: Normalization = typer.Option(Normalization.per_span, "--normalization",
+                                                help="per-span: each term is a mean over its own global token "
+                                                     "count; sum: the equations literally."),
+    action_vocab: ActionVocab = typer.Option(ActionVocab.full, "--action-vocab",
+                                             help="full vocabulary, or restricted to the token ids seen in "
+                                                  "action spans (+ end-of-turn) for L_Act."),
+    alpha: float = typer.Option(0.5, "--alpha", help="kd: weight of the cross-entropy term."),
+    chunk_size: int = typer.Option(0, "--chunk-size", min=0,
+                                   help="Supervised positions per logits chunk (memory vs speed); 0 = auto."),
+    cache_teacher: Optional[str] = typer.Option(None, "--cache-teacher",
+                                                help="Run the teacher once and write top-k log-probs of the "
+                                                     "supervised positions to this new directory, then exit.",
+                                                show_default=False),
+    teacher_cache: Optional[str] = typer.Option(None, "--teacher-cache",
+                                                help="Train from this teacher cache (no teacher in memory).",
+                                                show_default=False),
+    top_k: int = typer.Option(64, "--top-k", min=1, help="With --cache-teacher: token ids stored per position."),
+    tail_samples: int = typer.Option(16, "--tail-samples", min=0,
+                                     help="With --cache-teacher: how many of the --top-k ids are drawn from the "
+                                          "teacher's tail instead of being the next most likely (unbiased loss; "
+                                          "0 = pure top-k + one tail bucket)."),
+    render: Render = typer.Option(Render.text, "--render", help="text: the linearized trajectory; chat: the "
+                                  "tokenizer's chat template."),
+    max_length: int = typer.Option(1024, "--max-length", min=8, help="Truncate longer sequences (counted)."),
+    truncate: Keep = typer.Option(Keep.start, "--keep", help="Which part of a too-long sequence to keep."),
+    config: Optional[str] = typer.Option(None, "--config", help="TOML file with hyperparameters (options "
+                                         "given on the command line win).", show_default=False),
+    lr: Optional[float] = typer.Option(None, "--lr", help=_h("lr") + " [default: 1e-4]", show_default=False),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help=_h("schedule") + " [default: cosine]",
+                                           show_default=False),
+    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help=_h("warmup_steps"), show_default=False),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help=_h("epochs") + " [default: 1]", show_default=False),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help=_h("max_steps"), show_default=False),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=_h("batch_size") + " [default: 4]",
+                                             show_default=False),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help=_h("grad_accum") + " [default: 1]",
+                                             show_default=False),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help=_h("weight_decay"), show_default=False),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help=_h("grad_clip") + " [default: 1.0]",
+                                              show_default=False),
+    seed: Optional[int] = typer.Option(None, "--seed", help=_h("seed") + " [default: 0]", show_default=False),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help=_h("log_every"), show_default=False),
+    save_every: Optional[int] = typer.Option(None, "--save-every", help=_h("save_every"), show_default=False),
+    mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision", help=_h("mixed_precision"),
+                                                  show_default=False),
+    log: Optional[str] = typer.Option(None, "--log", help="Append one JSON line of metrics per logging step here.",
+                                      show_default=False),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to",
+                                                  help="accelerate trackers (tensorboard, wandb...), if installed.",
+                                                  show_default=False),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in -o (same "
+                                "command otherwise)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1... (default: best available; "
+                                         "use accelerate launch for several GPUs).", show_default=False),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Distill a teacher agent into a student with the span-aware loss (or a baseline).
+
+    sad distill seg.jsonl --teacher smollm2-135m --student-layers 6 --loss sad --max-steps 20 -o out/
+    """
+    setup(quiet)
+    with cli_errors():
+        from sadcli.distill.pipeline import DistillOptions, run
+
+        if sum(x is not None for x in (student, student_layers, student_config)) > 1:
+            raise typer.BadParameter("give only one of --student, --student-layers, --student-config")
+        if cache_teacher and teacher_cache:
+            raise typer.BadParameter("--cache-teacher builds a cache, --teacher-cache trains from one: pick one")
+        if not cache_teacher and not output:
+            raise typer.BadParameter("-o OUTDIR is required to train (or use --cache-teacher DIR)")
+        opts = DistillOptions(
+            input=input, output=output, teacher=teacher, student=student,
+            student_layers=student_layers if student_layers is not None else
+            (None if (student or student_config) else "6"),
+            student_config=student_config,
+            loss=dict(name=loss.value, lambda_reason=lambda_reason, lambda_act=lambda_act,
+                      divergence=divergence.value, beta=beta, temperature=temperature,
+                      normalization=normalization.value, action_vocab=action_vocab.value, alpha=alpha,
+                      chunk_size=chunk_size),
+            cache_teacher=cache_teacher, teacher_cache=teacher_cache, top_k=top_k, tail_samples=tail_samples,
+            render=render.value, max_length=max_length, truncate=truncate.value,
+            config_file=config,
+            overrides=dict(lr=lr, schedule=schedule, warmup_steps=warmup_steps, epochs=epochs, max_steps=max_steps,
+                           batch_size=batch_size, grad_accum=grad_accum, weight_decay=weight_decay,
+                           grad_clip=grad_clip, seed=seed, log_every=log_every, save_every=save_every,
+                           mixed_precision=mixed_precision),
+            log=log, report_to=tuple(report_to or ()), resume=resume, device=device, quiet=quiet)
+        run(opts)

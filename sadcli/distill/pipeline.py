@@ -1,0 +1,377 @@
+"""``sad distill`` as a library call: data -> masks -> models -> (cache | train) -> saved student.
+
+:func:`run` is what the command calls; :func:`prepare_data`, :func:`build_student`,
+:func:`build_teacher_cache` are usable on their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sadcli.console import console
+from sadcli.distill.data import Curriculum, read_curriculum
+from sadcli.errors import InputError, SadError
+from sadcli.labels import ACT, REASON
+
+
+@dataclass
+class DistillOptions:
+    """Everything ``sad distill`` accepts (see the command's --help for each option)."""
+
+    input: str
+    output: str | None = None
+    teacher: str = "smollm2-135m"
+    student: str | None = None
+    student_layers: str | None = "6"
+    student_config: str | None = None
+    loss: dict[str, Any] = field(default_factory=lambda: {"name": "sad"})
+    cache_teacher: str | None = None
+    teacher_cache: str | None = None
+    top_k: int = 64
+    tail_samples: int = 16
+    render: str = "text"
+    max_length: int = 1024
+    truncate: str = "start"
+    config_file: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    log: str | None = None
+    report_to: Sequence[str] = ()
+    resume: bool = False
+    device: str | None = None
+    quiet: bool = False
+    dtype: str = "float32"
+    on_log: Any = None  # callback(metrics dict) at every logging step (benchmarks, notebooks)
+
+
+@dataclass
+class Prepared:
+    """Training examples built by the mask library, plus what the summary reports."""
+
+    examples: list[Any]
+    curriculum: Curriculum
+    fingerprint: str
+    source: str
+    stats: dict[str, Any]
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def _read(path: str) -> tuple[list[dict[str, Any]], list[tuple[str, Any]]]:
+    from sadcli.jsonl import read_records
+
+    records, where = [], []
+    for line, rec in read_records(path):
+        records.append(rec)
+        where.append((line.file, line.line))
+    if not records:
+        raise InputError(f"{path}: no records", hint="give segmented JSONL (sad segment FILE -o seg.jsonl)")
+    return records, where
+
+
+def _is_emitted(rec: dict[str, Any]) -> bool:
+    return "input_ids" in rec and "token_labels" in rec
+
+
+def prepare_data(path: str, tokenizer: Any, *, render: str = "text", max_length: int = 1024,
+                 truncate: str = "start") -> Prepared:
+    """Read segmented JSONL (or ``sad mask-check --emit`` output) and build masked examples.
+
+    Raises InputError for records without spans (with the hint to run ``sad segment``) and when no
+    reasoning/action token survives truncation.
+    """
+    from sadcli.masks.build import build_examples
+
+    records, where = _read(path)
+    emitted = _is_emitted(records[0])
+    if emitted:
+        examples = _from_emitted(records, where)
+    else:
+        for rec, (file, line) in zip(records, where, strict=False):
+            if "spans" not in rec or "text" not in rec:
+                raise InputError("record has no \"spans\" (not segmented)", file=file, line=line,
+                                 hint=f"run `sad segment {path if path != '-' else 'FILE'}` first and train on "
+                                      "its output")
+
+        def located(index: int, rec: dict, err: SadError) -> None:
+            raise err.located(*where[index])
+
+        examples = list(build_examples(records, tokenizer, render=render, max_length=max_length, keep=truncate,
+                                       on_error=located))
+    curriculum = read_curriculum(records, where)
+    n_reason = sum(sum(1 for t in ex.token_labels[1:] if t == REASON) for ex in examples)
+    n_act = sum(sum(1 for t in ex.token_labels[1:] if t == ACT) for ex in examples)
+    truncated = sum(1 for ex in examples if ex.stats.truncated_tokens)
+    if n_reason + n_act == 0:
+        raise InputError(f"{path}: no reasoning or action token is left to train on "
+                         f"({len(examples)} records, {truncated} truncated at --max-length {max_length})",
+                         hint="raise --max-length, use --keep end, or check the spans with sad mask-check")
+    stats = {"records": len(examples), "tokens": sum(len(ex.input_ids) for ex in examples),
+             "reason_tokens": n_reason, "act_tokens": n_act, "truncated_records": truncated,
+             "truncated_reason_tokens": sum(ex.stats.truncated_reason for ex in examples),
+             "truncated_act_tokens": sum(ex.stats.truncated_act for ex in examples),
+             "no_supervised_records": sum(1 for ex in examples
+                                          if not any(t in (REASON, ACT) for t in ex.token_labels[1:]))}
+    from sadcli.distill.teacher_cache import data_fingerprint
+
+    settings = ({"emitted": True} if emitted else
+                {"render": render, "max_length": max_length, "truncate": truncate, "emitted": False})
+    fp = data_fingerprint(examples, **settings)
+    return Prepared(examples, curriculum, fp, path, stats)
+
+
+def _from_emitted(records: list[dict[str, Any]], where: list[tuple[str, Any]]) -> list[Any]:
+    """Examples from ``sad mask-check --emit`` lines (input_ids + token_labels already built)."""
+    from sadcli.masks.emit import example_from_record
+
+    out = []
+    for i, (rec, (file, line)) in enumerate(zip(records, where, strict=False)):
+        try:
+            out.append(example_from_record(rec, i))
+        except SadError as e:
+            raise e.located(file, line) from None
+    return out
+
+
+# --- models ----------------------------------------------------------------------------------
+
+def build_student(opts: DistillOptions, teacher: Any, seed: int) -> tuple[Any, dict[str, Any]]:
+    """The student and a description of how it was made (for sad_config.json)."""
+    from sadcli.distill import students
+
+    if opts.student:
+        from sadcli.models.spec import load_model
+
+        model = load_model(opts.student, dtype=opts.dtype, device="cpu")
+        how = {"kind": "spec", "spec": opts.student}
+    elif opts.student_config:
+        model = students.student_from_config(opts.student_config, seed=seed)
+        how = {"kind": "config", "file": opts.student_config}
+    else:
+        if teacher is None:
+            raise InputError("--student-layers builds the student from the teacher's weights",
+                             hint="with --teacher-cache give --student SPEC or --student-config FILE, or keep "
+                                  "--teacher so its layers can be copied")
+        model, idx = students.student_from_teacher(teacher, students.parse_layers(opts.student_layers or "6"))
+        how = {"kind": "layers", "teacher_layers": idx}
+    how["parameters"] = students.count_parameters(model)
+    return model, how
+
+
+def teacher_identity(spec: str, model: Any) -> dict[str, Any]:
+    """Who the teacher is: spec, resolved folder, config hash and a weight checksum."""
+    import torch
+
+    cfg = model.config.to_dict()
+    for k in ("_name_or_path", "name_or_path", "transformers_version", "torch_dtype", "dtype"):
+        cfg.pop(k, None)
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for name, p in sorted(model.state_dict().items())[:8]:
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().flatten()[:4096].numpy().tobytes())
+    return {"spec": spec, "model_type": cfg.get("model_type"), "vocab_size": model.get_output_embeddings().weight.shape[0],
+            "layers": cfg.get("num_hidden_layers"),
+            "config_sha256": hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest(),
+            "weights_sha256": h.hexdigest()}
+
+
+# --- the two entry points ---------------------------------------------------------------------
+
+def build_teacher_cache(prepared: Prepared, teacher: Any, tokenizer: Any, out_dir: str, *, objective: Any,
+                        k: int = 64, samples: int = 16, seed: int = 0, batch_size: int = 8, device: str | None = None,
+                        identity: dict[str, Any] | None = None, show_progress: bool = True) -> dict[str, Any]:
+    """Run the teacher once over the data; write top-k log-probs + tail of the supervised rows."""
+    import torch
+
+    from sadcli.distill.data import pad_batch
+    from sadcli.distill.students import vocab_size
+    from sadcli.distill.teacher_cache import CacheWriter
+    from sadcli.distill.trainer import HiddenStates, _progress
+
+    V = vocab_size(teacher)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    teacher.eval().requires_grad_(False).to(dev)
+    hidden = HiddenStates(teacher)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    manifest = {"k": k, "samples": samples, "seed": seed, "vocab_size": V, "temperature": objective.temperature, "positions": objective.positions,
+                "action_vocab": objective.action_vocab_fingerprint, "teacher": identity or {},
+                "data": {"fingerprint": prepared.fingerprint, "source": prepared.source,
+                         "examples": len(prepared.examples), **objective.data_settings}}
+    writer = CacheWriter(out_dir, manifest, k, V, samples)
+    gen = torch.Generator().manual_seed(seed)
+    order = list(range(len(prepared.examples)))
+    progress = _progress(show_progress)
+    task = progress.add_task("teacher cache", total=len(order), info="")
+    try:
+        with progress, torch.no_grad():
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                b = pad_batch([prepared.examples[i] for i in idx], pad_id)
+                b = {key: v.to(dev) for key, v in b.items()}
+                h = hidden(b["input_ids"], b["attention_mask"])
+                rows, per_row = objective.teacher_rows(h, teacher, b["token_labels"], b["input_ids"], k, samples, gen)
+                at = 0
+                for n in per_row:
+                    writer.add_example(_slice_rows(rows, at, at + n))
+                    at += n
+                progress.update(task, advance=len(idx), info=f"{writer.rows} rows")
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+def _slice_rows(rows: Any, lo: int, hi: int) -> Any:
+    from sadcli.distill.teacher_cache import CachedRows
+
+    return CachedRows(*(None if getattr(rows, f) is None else getattr(rows, f)[lo:hi]
+                        for f in ("ids", "logprobs", "log_tail", "samples", "neg_entropy")))
+
+
+def run(opts: DistillOptions) -> dict[str, Any]:
+    """The whole ``sad distill`` command: build the cache (``cache_teacher``) or train; returns the
+    cache manifest or the training summary."""
+    from sadcli.distill.trainer import train
+
+    built = build_job(opts)
+    if not hasattr(built, "student"):  # the cache manifest
+        return built
+    job = built
+    summary = train(job, on_log=opts.on_log)
+    last, first = summary.get("last") or {}, summary.get("first") or {}
+    console.print(f"done: {summary['steps']} steps, loss {first.get('loss', float('nan')):.4f} -> "
+                  f"{last.get('loss', float('nan')):.4f} (L_CoT {last.get('loss_cot', 0):.4f}, "
+                  f"L_Act {last.get('loss_act', 0):.4f}); student saved to {opts.output}")
+    return summary
+
+
+def build_job(opts: DistillOptions) -> Any:
+    """Load data, models and teacher signal: a ready :class:`~sadcli.distill.trainer.DistillJob`
+    (or, with ``cache_teacher``, build the cache and return its manifest)."""
+    import torch
+
+    import sadcli
+    from sadcli.distill import students as st
+    from sadcli.distill.config import load_toml, make_config
+    from sadcli.distill.objective import Objective
+    from sadcli.distill.teacher_cache import TeacherCache
+    from sadcli.distill.trainer import DistillJob
+    from sadcli.models.spec import load_model, load_tokenizer
+
+    cfg = make_config(load_toml(opts.config_file) if opts.config_file else None, **opts.overrides)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress goes to stderr through the shared console
+    torch.manual_seed(cfg.seed)
+    tokenizer = load_tokenizer(opts.teacher if not opts.teacher_cache or not opts.student else opts.student)
+    prepared = prepare_data(opts.input, tokenizer, render=opts.render, max_length=opts.max_length,
+                            truncate=opts.truncate)
+    objective = Objective.from_options(opts.loss, seed=cfg.seed, examples=prepared.examples,
+                                       eos_id=tokenizer.eos_token_id,
+                                       data_settings={"render": opts.render, "max_length": opts.max_length,
+                                                      "truncate": opts.truncate})
+    _summary_data(prepared, opts)
+
+    from_layers = not opts.student and not opts.student_config
+    need_teacher_model = bool(opts.cache_teacher) or from_layers or \
+        (objective.needs_teacher and opts.teacher_cache is None)
+    teacher = None
+    identity = None
+    if need_teacher_model:
+        teacher = load_model(opts.teacher, dtype=opts.dtype, device="cpu")
+        identity = teacher_identity(opts.teacher, teacher)
+        objective.bind_teacher(teacher)
+
+    if opts.cache_teacher:
+        if not objective.needs_teacher:
+            raise InputError(f"--loss {objective.name} uses no teacher logits: nothing to cache")
+        manifest = build_teacher_cache(prepared, teacher, tokenizer, opts.cache_teacher, objective=objective,
+                                       k=opts.top_k, samples=opts.tail_samples, seed=cfg.seed,
+                                       batch_size=cfg.batch_size, device=opts.device,
+                                       identity=identity, show_progress=not opts.quiet)
+        console.print(f"teacher cache: {manifest['rows']} supervised positions, {manifest['k'] - manifest['samples']} "
+                      f"top ids + {manifest['samples']} tail samples, {manifest['bytes_per_row']} bytes/position "
+                      f"-> {opts.cache_teacher}")
+        return manifest
+
+    cache = None
+    if opts.teacher_cache:
+        cache = TeacherCache.open(opts.teacher_cache)
+        if objective.needs_teacher and objective.config.divergence != "forward":
+            raise InputError(f"--divergence {objective.config.divergence} cannot be trained from a teacher cache: "
+                             "it depends on the teacher's probabilities of every token the student likes, which a "
+                             "top-k cache does not hold (measured: 78% below the dense loss)",
+                             hint="use the online teacher (drop --teacher-cache), or --divergence forward")
+        cache.check(fingerprint=prepared.fingerprint, temperature=objective.temperature,
+                    positions=objective.positions)
+        if cache.manifest.get("action_vocab") != objective.action_vocab_fingerprint:
+            raise InputError("the teacher cache was built for another --action-vocab setting",
+                             hint="rebuild it with the same loss options")
+        cached = cache.manifest.get("teacher") or {}
+        if identity is not None and cached.get("weights_sha256") not in (None, identity["weights_sha256"]):
+            raise InputError(f"the teacher cache was built with teacher {cached.get('spec')!r}, not {opts.teacher!r}",
+                             hint="give the cache's --teacher (its layers make the student), or rebuild the cache")
+        identity = cached
+        if not objective.needs_teacher:
+            cache = None
+
+    student, how = build_student(opts, teacher, cfg.seed)
+    if teacher is not None and getattr(teacher, "generation_config", None) is not None and not opts.student:
+        import copy
+
+        student.generation_config = copy.deepcopy(teacher.generation_config)
+    t_vocab = st.vocab_size(teacher) if teacher is not None else (cache.manifest["vocab_size"] if cache else None)
+    if t_vocab is not None:
+        st.check_same_vocab(t_vocab, st.vocab_size(student), len(tokenizer),
+                            teacher=f"teacher {opts.teacher}", student=f"student {_student_name(opts)}")
+    if cache is not None:
+        cache.check(fingerprint=prepared.fingerprint, vocab_size=st.vocab_size(student))
+    objective.bind_student(student)
+    if teacher is not None and (not objective.needs_teacher or cache is not None):
+        teacher = None  # the student copied its layers; free the memory
+    console.print(f"student: {how['parameters'] / 1e6:.1f}M parameters ({how['kind']})"
+                  + (f", teacher layers {how['teacher_layers']}" if how["kind"] == "layers" else ""))
+
+    run_config = {
+        "sad_version": sadcli.__version__, "command": "distill",
+        "data": {"input": os.path.abspath(opts.input) if opts.input != "-" else "-", **prepared.stats,
+                 "render": opts.render, "max_length": opts.max_length, "keep": opts.truncate,
+                 "fingerprint": prepared.fingerprint,
+                 "curriculum": prepared.curriculum.active},
+        "teacher": identity or {"spec": opts.teacher}, "teacher_cache": opts.teacher_cache,
+        "student": how, "loss": objective.describe(), "train": cfg.to_dict(), "seed": cfg.seed,
+    }
+    run_config["fingerprint"] = hashlib.sha256(json.dumps(
+        {k: run_config[k] for k in ("data", "student", "loss", "train")}, sort_keys=True, default=str
+    ).encode()).hexdigest()
+    job = DistillJob(student=student, tokenizer=tokenizer, examples=prepared.examples, objective=objective,
+                     train=cfg, out_dir=opts.output, teacher=teacher, cache=cache,
+                     curriculum=prepared.curriculum, log_path=opts.log, resume=opts.resume, device=opts.device,
+                     report_to=opts.report_to, run_config=run_config, show_progress=not opts.quiet)
+    return job
+
+
+def _student_name(opts: DistillOptions) -> str:
+    return opts.student or (f"--student-config {opts.student_config}" if opts.student_config
+                            else f"--student-layers {opts.student_layers}")
+
+
+def _summary_data(p: Prepared, opts: DistillOptions) -> None:
+    s = p.stats
+    msg = (f"data: {s['records']} records, {s['tokens']} tokens, {s['reason_tokens']} reasoning + "
+           f"{s['act_tokens']} action tokens supervised")
+    if s["truncated_records"]:
+        msg += (f"; {s['truncated_records']} records truncated at --max-length {opts.max_length} "
+                f"({s['truncated_reason_tokens']} reasoning, {s['truncated_act_tokens']} action tokens cut)")
+    if p.curriculum.active:
+        msg += "; curriculum order"
+    console.print(msg)
+
+
+__all__ = ["DistillOptions", "Prepared", "prepare_data", "build_student", "build_teacher_cache", "run",
+           "teacher_identity"]
