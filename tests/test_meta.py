@@ -59,8 +59,8 @@ def test_help_and_segment_do_not_import_heavy_libraries(argv):
 def test_segment_run_does_not_import_torch(tmp_path):
     src = tmp_path / "x.jsonl"
     src.write_text('{"text": "Thought: a\\nAction: b"}\n')
-    code = ("import sys\nsys.argv=['sad','segment',{!r},'-q']\nfrom sadcli.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\nsys.stderr.write('TORCH=%s' % ('torch' in sys.modules))\n").format(str(src))
+    code = (f"import sys\nsys.argv=['sad','segment',{str(src)!r},'-q']\nfrom sadcli.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nsys.stderr.write('TORCH=%s' % ('torch' in sys.modules))\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert "TORCH=False" in p.stderr
 

@@ -1,0 +1,10 @@
+"""Agent environments behind one small protocol (:mod:`sadcli.envs.base`).
+
+Built in: ``alfworld``, ``twx`` (TextWorldExpress), ``scienceworld``, ``wikiqa``; any other through
+``module:factory`` (:mod:`sadcli.envs.registry`). Each adapter imports its package lazily.
+"""
+
+from sadcli.envs.base import BaseEnv, Env, PromptTemplate, Task, Transition
+from sadcli.envs.registry import BUILTIN, EnvSpec
+
+__all__ = ["BUILTIN", "BaseEnv", "Env", "EnvSpec", "PromptTemplate", "Task", "Transition"]
