@@ -6,7 +6,10 @@
 2. Model teacher (``hf:smollm2-135m``, greedy): the same ``--hf-episodes`` TextWorldExpress episodes
    (``--hf-steps`` steps each) played one at a time (1 slot, one prompt per generate call) and then all
    at once (``--hf-episodes`` slots, one batched generate call per round), alternating ``--repeats``
-   times so that load from other processes hits both alike. Prints the speed-up (best one-at-a-time
+   times so that load from other processes hits both alike. Every environment worker plays one reset
+   before the clock starts (a worker's first game pays the JVM warm-up, once per worker and run, which
+   would otherwise be charged 8 times to the batched variant and once to the other). ``--no-prefix-cache``
+   measures the teacher without its kept KV caches. Prints the speed-up (best one-at-a-time
    wall time / best batched wall time) — the ratio against a baseline measured in the same run — the
    speed-up of each repeat, and how many of the generated actions agree between the two variants.
 
@@ -52,7 +55,8 @@ def bench_expert(env: str, episodes: int) -> dict:
             "steps_per_s": round(steps / wall, 1)}
 
 
-def bench_hf(episodes: int, steps: int, max_new_tokens: int, threads: int, repeats: int = 2) -> dict:
+def bench_hf(episodes: int, steps: int, max_new_tokens: int, threads: int, repeats: int = 2,
+             prefix_cache: bool = True, few_shot: bool = False) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -60,13 +64,14 @@ def bench_hf(episodes: int, steps: int, max_new_tokens: int, threads: int, repea
     from sadcli.envs.registry import EnvSpec
     from sadcli.teachers import make_teacher
 
-    teacher = make_teacher("hf:smollm2-135m", max_new_tokens=max_new_tokens, examples=False, device="cpu")
+    teacher = make_teacher("hf:smollm2-135m", max_new_tokens=max_new_tokens, examples=few_shot, device="cpu",
+                           prefix_cache=prefix_cache)
     calls = []
     orig = teacher.gen._generate
 
-    def counted(prompts, stops):
+    def counted(prompts, stops, holders=None):
         calls.append(len(prompts))
-        return orig(prompts, stops)
+        return orig(prompts, stops, holders)
 
     teacher.gen._generate = counted
     spec = EnvSpec.parse("twx", {"game": "twc"})
@@ -82,6 +87,8 @@ def bench_hf(episodes: int, steps: int, max_new_tokens: int, threads: int, repea
     for name, slots in order:
         calls.clear()
         with EnvPool(spec, slots) as pool:
+            for slot in pool.slots:  # each worker's first game (JVM start-up) happens before the clock starts
+                slot.request("reset", tasks[0].to_dict())
             t0 = time.perf_counter()
             recs = list(run_episodes(pool, tasks, teacher, max_steps=steps))
             wall = time.perf_counter() - t0
@@ -98,7 +105,8 @@ def bench_hf(episodes: int, steps: int, max_new_tokens: int, threads: int, repea
     out["speedup_per_repeat"] = [round(a / b, 2) for a, b in zip(walls["one_at_a_time"], walls["batched"], strict=False)]
     out["actions_agreeing"] = f"{same}/{total}"
     out["config"] = {"episodes": episodes, "steps": steps, "max_new_tokens": max_new_tokens,
-                     "threads": threads, "repeats": repeats, "few_shot": False, "model": "smollm2-135m", "device": "cpu"}
+                     "threads": threads, "repeats": repeats, "few_shot": few_shot,
+                     "prefix_cache": prefix_cache, "model": "smollm2-135m", "device": "cpu"}
     return out
 
 
@@ -112,6 +120,9 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs of each variant; the best counts")
+    ap.add_argument("--no-prefix-cache", action="store_true",
+                    help="re-encode every prompt in full (the KV cache is not kept between steps)")
+    ap.add_argument("--few-shot", action="store_true", help="include the environment's few-shot examples")
     a = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result: dict = {"machine": f"{os.cpu_count()} CPU cores", "expert": []}
@@ -123,7 +134,8 @@ def main() -> None:
         print(json.dumps(r), file=sys.stderr)
         result["expert"].append(r)
     if not a.skip_hf:
-        result["hf"] = bench_hf(a.hf_episodes, a.hf_steps, a.max_new_tokens, a.threads, a.repeats)
+        result["hf"] = bench_hf(a.hf_episodes, a.hf_steps, a.max_new_tokens, a.threads, a.repeats,
+                                 prefix_cache=not a.no_prefix_cache, few_shot=a.few_shot)
         print(json.dumps(result["hf"]), file=sys.stderr)
     print(json.dumps(result))
 
