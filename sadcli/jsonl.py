@@ -27,6 +27,9 @@ try:  # orjson is several times faster than json; json is the fallback
     def dumps(obj: Any) -> str:
         return _orjson.dumps(obj).decode("utf-8")
 
+    def dumps_line(obj: Any) -> bytes:
+        return _orjson.dumps(obj, option=_orjson.OPT_APPEND_NEWLINE)
+
     _DecodeError: tuple[type[Exception], ...] = (_orjson.JSONDecodeError, ValueError)
 except ImportError:  # pragma: no cover - orjson is a declared dependency
     def loads(text: str | bytes) -> Any:
@@ -34,6 +37,9 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 
     def dumps(obj: Any) -> str:
         return json.dumps(obj, ensure_ascii=False)
+
+    def dumps_line(obj: Any) -> bytes:
+        return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
 
     _DecodeError = (json.JSONDecodeError, ValueError)
 
@@ -44,23 +50,33 @@ class Line:
 
     file: str
     line: int | str  # 1-based line number, or "item N" inside a JSON array/object
-    raw: str
+    raw: str | bytes  # the line as read (bytes from .jsonl files and stdin)
+
+    def text(self) -> str:
+        return self.raw.decode("utf-8", "replace") if isinstance(self.raw, bytes) else self.raw
 
 
 def display_name(path: str) -> str:
     return "<stdin>" if path == "-" else path
 
 
-def _open_text(path: str) -> IO[str]:
+def _open_binary(path: str) -> IO[bytes]:
     if path == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline=None) \
-            if hasattr(sys.stdin, "buffer") else sys.stdin
+        return sys.stdin.buffer if hasattr(sys.stdin, "buffer") else io.BytesIO(sys.stdin.read().encode("utf-8"))
     try:
-        return open(path, encoding="utf-8-sig", newline=None)
+        return open(path, "rb")
     except FileNotFoundError:
         raise InputError(f"no such file: {path}", hint="check the path, or use - for stdin") from None
     except IsADirectoryError:
         raise InputError(f"{path} is a directory", hint="give a .jsonl or .json file") from None
+
+
+def _decode(name: str, data: bytes, line: int | str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 text ({e.reason} at byte {e.start})", hint="convert the file to UTF-8",
+                         file=name, line=line) from None
 
 
 def _whole_json_lines(name: str, text: str) -> Iterator[Line]:
@@ -91,24 +107,29 @@ _RECORD_KEYS = ("messages", "conversations", "steps", "text", "output", "spans",
 
 
 def read_lines(path: str) -> Iterator[Line]:
-    """Yield the non-blank records of ``path`` (or stdin for ``-``) with their location."""
+    """Yield the non-blank records of ``path`` (or stdin for ``-``) with their location.
+
+    Lines are read as bytes (JSON parsers take bytes; no decode/encode round trip); a UTF-8 BOM and
+    CRLF line ends are accepted.
+    """
     name = display_name(path)
-    fh = _open_text(path)
+    fh = _open_binary(path)
     try:
         if path.endswith(".json"):
-            yield from _whole_json_lines(name, fh.read())
+            yield from _whole_json_lines(name, _decode(name, fh.read(), 1))
             return
         first = True
         for lineno, raw in enumerate(fh, 1):
             if first:
+                if raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
                 stripped = raw.lstrip()
                 if not stripped:
                     continue
                 first = False
-                if stripped.startswith("[") and not path.endswith(".jsonl"):
+                if stripped.startswith(b"[") and not path.endswith(".jsonl"):
                     # a JSON array on stdin (or in a file without extension)
-                    rest = raw + fh.read()
-                    yield from _whole_json_lines(name, rest)
+                    yield from _whole_json_lines(name, _decode(name, raw + fh.read(), lineno))
                     return
             if raw.strip():
                 yield Line(name, lineno, raw)
@@ -148,31 +169,35 @@ class Output:
     def __init__(self, path: str | None, *, append: bool = False):
         self.path = None if path in (None, "-") else path
         self.append = append
-        self._fh: IO[str] | None = None
+        self._fh: IO[bytes] | None = None
         self._tmp: str | None = None
         self.count = 0
 
     def __enter__(self) -> Output:
         if self.path is None:
-            self._fh = sys.stdout
+            sys.stdout.flush()
+            self._fh = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else _TextAsBytes(sys.stdout)
         elif self.append:
-            self._fh = open(self.path, "a", encoding="utf-8")
+            self._fh = open(self.path, "ab")
         else:
             d = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(d, exist_ok=True)
             fd, self._tmp = tempfile.mkstemp(prefix=".sad-", suffix=".tmp", dir=d)
-            self._fh = os.fdopen(fd, "w", encoding="utf-8")
+            self._fh = os.fdopen(fd, "wb")
         return self
 
     def write(self, record: dict) -> None:
         assert self._fh is not None
-        self._fh.write(dumps(record))
-        self._fh.write("\n")
+        self._fh.write(dumps_line(record))
         self.count += 1
 
-    def write_raw(self, raw: str) -> None:
+    def write_raw(self, raw: str | bytes) -> None:
+        """Write one line verbatim (a rejected or passed-through input line)."""
         assert self._fh is not None
-        self._fh.write(raw if raw.endswith("\n") else raw + "\n")
+        data = raw.encode("utf-8") if isinstance(raw, str) else raw
+        if data.endswith(b"\r\n"):
+            data = data[:-2] + b"\n"
+        self._fh.write(data if data.endswith(b"\n") else data + b"\n")
         self.count += 1
 
     def flush(self) -> None:
@@ -197,6 +222,19 @@ class Output:
                     os.unlink(self._tmp)
                 except OSError:
                     pass
+
+
+class _TextAsBytes:
+    """A bytes writer over a text stream (for stdout replaced by a StringIO, as in tests)."""
+
+    def __init__(self, fh: IO[str]):
+        self._text = fh
+
+    def write(self, data: bytes) -> int:
+        return self._text.write(data.decode("utf-8"))
+
+    def flush(self) -> None:
+        self._text.flush()
 
 
 def write_records(path: str | None, records: Iterable[dict]) -> int:

@@ -8,6 +8,7 @@ reasoning is written as ``think[...]`` actions), ``template`` (user regexes). ``
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -178,8 +179,13 @@ def segment_record(rec: dict, *, fmt: str = "auto", markers: str | Markers = "pa
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _stem(file: str) -> str:
+    return "stdin" if file == "<stdin>" else os.path.splitext(os.path.basename(file))[0]
+
+
 def default_id_for(file: str, line: Any) -> str:
-    stem = "stdin" if file == "<stdin>" else os.path.splitext(os.path.basename(file))[0]
+    stem = _stem(file)
     if isinstance(line, str) and "(" in line and line.endswith(")"):
         return f"{stem}:{line[line.index('(') + 1:-1]}"
     return f"{stem}:{str(line).replace('item ', '')}"

@@ -38,34 +38,30 @@ def linearize(task: str | None, steps: list[dict], system: str | None = None,
     pieces: list[str] = []
     spans: list[dict] = []
     pos = 0
-
-    def emit(kind: str, s: str, step: int) -> None:
-        nonlocal pos
-        if not s:
-            return
-        pieces.append(s)
-        end = pos + len(s)
-        if spans and spans[-1]["kind"] == kind and spans[-1]["step"] == step:
-            spans[-1]["end"] = end  # merge adjacent prompt pieces of one step
-        else:
-            spans.append({"kind": kind, "start": pos, "end": end, "step": step})
-        pos = end
-
     head = ""
     if system:
         head += system + "\n\n"
     if task:
         head += task + "\n"
-    emit("prompt", head, -1)
+    if head:
+        pieces.append(head)
+        pos = len(head)
+        spans.append({"kind": "prompt", "start": 0, "end": pos, "step": -1})
+    m_r, m_a, m_o = mk.reason, mk.act, mk.obs
     for i, st in enumerate(steps):
         ctx = st.get("context")
         if ctx:
-            emit("prompt", ctx + "\n", i)
-        r, a, o = st.get("reason"), st.get("action"), st.get("observation")
-        if r is not None:
-            emit("reason", mk.reason + r + "\n", i)
-        if a is not None:
-            emit("act", mk.act + a + "\n", i)
-        if o is not None:
-            emit("obs", mk.obs + o + "\n", i)
+            s = ctx + "\n"
+            pieces.append(s)
+            end = pos + len(s)
+            spans.append({"kind": "prompt", "start": pos, "end": end, "step": i})
+            pos = end
+        for kind, marker, value in (("reason", m_r, st.get("reason")), ("act", m_a, st.get("action")),
+                                    ("obs", m_o, st.get("observation"))):
+            if value is not None:
+                s = marker + value + "\n"
+                pieces.append(s)
+                end = pos + len(s)
+                spans.append({"kind": kind, "start": pos, "end": end, "step": i})
+                pos = end
     return "".join(pieces), spans

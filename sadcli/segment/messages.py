@@ -18,7 +18,7 @@ from typing import Any
 from sadcli.errors import InputError
 from sadcli.segment.alfworld import alfworld_parts
 from sadcli.segment.react_text import react_parts, strip_observation_marker
-from sadcli.segment.steps import Parsed, Part, StepBuilder
+from sadcli.segment.steps import Parsed, Part, StepBuilder, where_str
 from sadcli.segment.tags import looks_like_tags, tag_parts
 
 _ROLE = {
@@ -60,7 +60,7 @@ def _tool_call_text(call: Any) -> str:
     return str(call)
 
 
-def assistant_parts(text: str, where: str, has_tool_calls: bool) -> tuple[list[Part], str | None]:
+def assistant_parts(text: str, where: Any, has_tool_calls: bool) -> tuple[list[Part], str | None]:
     """Parts of one assistant turn, and a warning when it had no markers."""
     if "<" in text and looks_like_tags(text):
         return tag_parts(text, where), None
@@ -75,55 +75,61 @@ def assistant_parts(text: str, where: str, has_tool_calls: bool) -> tuple[list[P
         return [], None
     if has_tool_calls:
         return [Part("reason", text.strip(), where)], None
-    return [Part("act", text.strip(), where)], f"{where}: no reasoning/action markers; the turn was taken as the action"
+    return [Part("act", text.strip(), where)], \
+        f"{where_str(where)}: no reasoning/action markers; the turn was taken as the action"
 
 
 def parse_messages(messages: Any, field: str = "messages") -> Parsed:
     if not isinstance(messages, list):
         raise InputError(f"field '{field}' must be a list of messages, got {type(messages).__name__}")
     b = StepBuilder()
+    add = b.add
     system: list[str] = []
     seen_assistant = False
     for i, msg in enumerate(messages):
-        where = f"{field}[{i}]"  # cheap enough; used in warnings and errors
         if not isinstance(msg, dict):
-            raise InputError(f"{where} must be an object, got {type(msg).__name__}")
-        raw_role = msg.get("role", msg.get("from"))
+            raise InputError(f"{field}[{i}] must be an object, got {type(msg).__name__}")
+        raw_role = msg.get("role")
+        if raw_role is None:
+            raw_role = msg.get("from")
         if not isinstance(raw_role, str):
-            raise InputError(f"{where}: missing 'role' (or 'from')", hint="each message needs a role")
-        role = _ROLE.get(raw_role.lower())
+            raise InputError(f"{field}[{i}]: missing 'role' (or 'from')", hint="each message needs a role")
+        role = _ROLE.get(raw_role) or _ROLE.get(raw_role.lower())
         if role is None:
-            raise InputError(f"{where}: unknown role {raw_role!r}",
+            raise InputError(f"{field}[{i}]: unknown role {raw_role!r}",
                              hint="roles: system, user/human, assistant/gpt, tool/observation")
-        text = _content_text(msg.get("content", msg.get("value")), where)
-        unsupervised = msg.get("weight") == 0 or msg.get("loss") is False
-        if role == "system":
-            if seen_assistant:
-                b.add(Part("context", text, where))
-            else:
-                system.append(text)
-        elif role == "user":
+        content = msg.get("content")
+        if content is None:
+            content = msg.get("value")
+        text = content if type(content) is str else _content_text(content, f"{field}[{i}]")
+        where = (field, i)
+        if role == "user":
             if not seen_assistant:
-                b.add(Part("task", text, where))
+                add(Part("task", text, where))
             else:
-                b.add(Part("obs", strip_observation_marker(text), where))
-        elif role == "tool":
-            b.add(Part("obs", strip_observation_marker(text), where))
-        elif role == "function_call":
-            seen_assistant = True
-            b.add(Part("act", text.strip(), where))
-        else:  # assistant
-            if unsupervised:
-                b.add(Part("context", text, where))
+                add(Part("obs", strip_observation_marker(text), where))
+        elif role == "assistant":
+            if msg.get("weight") == 0 or msg.get("loss") is False:
+                add(Part("context", text, where))
                 continue
             seen_assistant = True
             calls = msg.get("tool_calls") or ([msg["function_call"]] if msg.get("function_call") else [])
             parts, warning = assistant_parts(text, where, bool(calls))
             if warning:
                 b.warn("no-markers", warning, len(b.steps))
-            b.extend(parts)
+            for part in parts:
+                add(part)
             for call in calls:
-                b.add(Part("act", _tool_call_text(call), where))
+                add(Part("act", _tool_call_text(call), where))
+        elif role == "tool":
+            add(Part("obs", strip_observation_marker(text), where))
+        elif role == "system":
+            if seen_assistant:
+                add(Part("context", text, where))
+            else:
+                system.append(text)
+        else:  # function_call
+            seen_assistant = True
+            add(Part("act", text.strip(), where))
     sys_text = "\n\n".join(s for s in system if s) or None
-    parsed = b.finish(system=sys_text)
-    return parsed
+    return b.finish(system=sys_text)

@@ -25,12 +25,28 @@ MARKER_RE = re.compile(
 )
 
 
+# the same marker, matched at the start of one line (lines are few; scanning them is much faster than a
+# MULTILINE search over every character)
+_LINE_RE = re.compile(MARKER_RE.pattern.lstrip("^"), re.I)
+_FIRST_CHARS = frozenset("tTaAoOfFqQrR \t")
+
+
+def _line_markers(text: str):
+    """Yield ``(line_index, match)`` for each line that starts with a marker, and the lines."""
+    lines = text.split("\n")
+    found = []
+    for i, line in enumerate(lines):
+        if line[:1] in _FIRST_CHARS:
+            m = _LINE_RE.match(line)
+            if m is not None:
+                found.append((i, m))
+    return lines, found
+
+
 def has_markers(text: str) -> bool:
     """True when ``text`` holds at least one reasoning or action marker."""
-    for m in MARKER_RE.finditer(text):
-        if _kind(m.group("kw")) in ("reason", "act", "final"):
-            return True
-    return False
+    _lines, found = _line_markers(text)
+    return any(_kind(m.group("kw")) in ("reason", "act", "final") for _i, m in found)
 
 
 _KIND_CACHE: dict[str, str] = {}
@@ -45,17 +61,24 @@ def _kind(kw: str) -> str:
     return kind
 
 
-def react_parts(text: str, where: str = "") -> list[Part]:
+def react_parts(text: str, where: object = "") -> list[Part]:
     """Split ``text`` into parts at the markers; text before the first marker is kind ``text``."""
     parts: list[Part] = []
-    matches = list(MARKER_RE.finditer(text))
-    head = text[: matches[0].start()] if matches else text
-    if head.strip():
-        parts.append(Part("text", head.strip(), where))
-    for i, m in enumerate(matches):
-        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        content = text[m.end(): end].strip()
+    lines, found = _line_markers(text)
+    first = found[0][0] if found else len(lines)
+    if first:
+        head = "\n".join(lines[:first]).strip()
+        if head:
+            parts.append(Part("text", head, where))
+    for j, (i, m) in enumerate(found):
+        stop = found[j + 1][0] if j + 1 < len(found) else len(lines)
         kind = _kind(m.group("kw"))
+        if kind == "task":  # keep "Question: ..." as written: it is prompt text
+            content = "\n".join(lines[i:stop]).strip()
+        elif stop == i + 1:
+            content = lines[i][m.end():].strip()
+        else:
+            content = "\n".join([lines[i][m.end():], *lines[i + 1:stop]]).strip()
         if kind == "input":
             if parts and parts[-1].kind == "act":
                 parts[-1] = Part("act", f"{parts[-1].text}\nAction Input: {content}", parts[-1].where)
@@ -63,8 +86,6 @@ def react_parts(text: str, where: str = "") -> list[Part]:
             kind, content = "act", f"Action Input: {content}"
         elif kind == "final":
             kind, content = "act", f"Final Answer: {content}"
-        elif kind == "task":  # keep "Question: ..." as written: it is prompt text
-            content = text[m.start(): end].strip()
         parts.append(Part(kind, content, where))
     return parts
 
@@ -74,4 +95,7 @@ _OBS_PREFIX = re.compile(r"^\s*(?:observation|obs)[ \t]*(?:\d+)?[ \t]*:[ \t]?", 
 
 def strip_observation_marker(text: str) -> str:
     """``Observation 2: foo`` -> ``foo`` (for observation turns of chat formats)."""
-    return _OBS_PREFIX.sub("", text, count=1).strip()
+    head = text[:16].lstrip()[:3].lower()
+    if head == "obs":
+        return _OBS_PREFIX.sub("", text, count=1).strip()
+    return text.strip()

@@ -20,13 +20,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True)
 class Part:
     kind: str   # task | reason | act | obs | text | context
     text: str
-    where: str = ""  # e.g. "turn 3", for warnings
+    where: Any = ""  # "turn 3", or ("messages", 3) formatted lazily by where_str, for warnings
 
 
 _THINK_ACTION = re.compile(r"\s*think\s*\[(.*)\]\s*", re.I | re.S)
@@ -86,7 +87,7 @@ class StepBuilder:
     # -- the rules --------------------------------------------------------------------------
     def add(self, part: Part) -> None:
         kind, text = part.kind, part.text
-        if kind == "act":
+        if kind == "act" and text[:8].lstrip()[:5].lower() == "think":
             m = _THINK_ACTION.fullmatch(text)
             if m:
                 self.think_actions += 1
@@ -185,8 +186,14 @@ class StepBuilder:
                       think_actions=self.think_actions)
 
 
+def where_str(where: Any) -> str:
+    if isinstance(where, tuple):
+        return f"{where[0]}[{where[1]}]"
+    return str(where)
+
+
 def _at(part: Part) -> str:
-    return f" ({part.where})" if part.where else ""
+    return f" ({where_str(part.where)})" if part.where else ""
 
 
 def _preview(text: str, n: int = 40) -> str:
