@@ -56,12 +56,25 @@ def linearize(task: str | None, steps: list[dict], system: str | None = None,
             end = pos + len(s)
             spans.append({"kind": "prompt", "start": pos, "end": end, "step": i})
             pos = end
-        for kind, marker, value in (("reason", m_r, st.get("reason")), ("act", m_a, st.get("action")),
-                                    ("obs", m_o, st.get("observation"))):
-            if value is not None:
-                s = marker + value + "\n"
-                pieces.append(s)
-                end = pos + len(s)
-                spans.append({"kind": kind, "start": pos, "end": end, "step": i})
-                pos = end
+        value = st.get("reason")
+        if value is not None:
+            s = m_r + value + "\n"
+            pieces.append(s)
+            end = pos + len(s)
+            spans.append({"kind": "reason", "start": pos, "end": end, "step": i})
+            pos = end
+        value = st.get("action")
+        if value is not None:
+            s = m_a + value + "\n"
+            pieces.append(s)
+            end = pos + len(s)
+            spans.append({"kind": "act", "start": pos, "end": end, "step": i})
+            pos = end
+        value = st.get("observation")
+        if value is not None:
+            s = m_o + value + "\n"
+            pieces.append(s)
+            end = pos + len(s)
+            spans.append({"kind": "obs", "start": pos, "end": end, "step": i})
+            pos = end
     return "".join(pieces), spans

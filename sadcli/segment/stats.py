@@ -24,10 +24,11 @@ class SegmentStats:
             self.with_warnings += 1
         fmt = rec.get("format", "?")
         self.formats[fmt] = self.formats.get(fmt, 0) + 1
+        spans, chars = self.spans, self.chars
         for sp in rec["spans"]:
             k = sp["kind"]
-            self.spans[k] += 1
-            self.chars[k] += sp["end"] - sp["start"]
+            spans[k] += 1
+            chars[k] += sp["end"] - sp["start"]
 
     def render(self):
         from rich.table import Table
