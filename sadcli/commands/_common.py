@@ -41,6 +41,20 @@ def cli_errors() -> Iterator[None]:
         raise typer.Exit(0) from None
 
 
+class Render(str, Enum):
+    """How a trajectory becomes tokens: the linearized text, or the tokenizer's chat template."""
+
+    text = "text"
+    chat = "chat"
+
+
+class Keep(str, Enum):
+    """Which part of a sequence longer than --max-length survives."""
+
+    start = "start"
+    end = "end"
+
+
 class OnError(str, Enum):
     stop = "stop"
     skip = "skip"

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from sadcli.commands._common import QuietOpt, cli_errors, setup
+from sadcli.commands._common import Keep, QuietOpt, Render, cli_errors, setup
 from sadcli.distill.config import TrainConfig
 
 
@@ -39,16 +39,6 @@ class Normalization(str, Enum):
 class ActionVocab(str, Enum):
     full = "full"
     restricted = "restricted"
-
-
-class Render(str, Enum):
-    text = "text"
-    chat = "chat"
-
-
-class Keep(str, Enum):
-    start = "start"
-    end = "end"
 
 
 def _h(name: str) -> str:

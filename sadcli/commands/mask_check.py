@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Optional
 
 import typer
 
 from sadcli.commands._common import (
+    Keep,
     OnError,
     OnErrorOpt,
     OutputOpt,
     QuietOpt,
     RejectsOpt,
+    Render,
     TokenizerOpt,
     cli_errors,
     setup,
 )
 from sadcli.console import console
-
-
-class Render(str, Enum):
-    text = "text"
-    chat = "chat"
-
-
-class Keep(str, Enum):
-    start = "start"
-    end = "end"
 
 
 def mask_check(
