@@ -145,6 +145,33 @@ class Env(Protocol):
     def close(self) -> None: ...
 
 
+class GoldPath:
+    """A fixed expert action sequence (the environment's gold path), followed while the agent stays on it.
+
+    Once the agent takes any other action the path no longer applies and :meth:`plan` returns None.
+    """
+
+    def __init__(self, actions: list[str] | None = None, start: int = 0):
+        self.actions = list(actions or [])
+        self.k = start
+        self.off_path = False
+
+    def advance(self, action: str) -> None:
+        if not self.off_path and self.k < len(self.actions) and action == self.actions[self.k]:
+            self.k += 1
+        else:
+            self.off_path = True
+
+    def plan(self) -> list[str] | None:
+        if self.off_path or self.k >= len(self.actions):
+            return None
+        return self.actions[self.k:]
+
+    def next_action(self) -> str | None:
+        plan = self.plan()
+        return plan[0] if plan else None
+
+
 class BaseEnv:
     """Defaults for the optional parts of the protocol; subclasses fill in the rest."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from sadcli.envs.base import BaseEnv, PromptTemplate, Task, Transition, first_line
+from sadcli.envs.base import BaseEnv, GoldPath, PromptTemplate, Task, Transition, first_line
 from sadcli.envs.twx import _cap_jvm_heap
 from sadcli.errors import InputError
 
@@ -68,9 +68,7 @@ class ScienceWorldEnv(BaseEnv):
         self.simplifications = simplifications or ""
         names = list(self._env.get_task_names())
         self.task_names = self._select(names, task)
-        self._gold: list[str] = []
-        self._k = 0
-        self._off_path = False
+        self._gold = GoldPath()
         self._info: dict = {}
         self._score = 0.0
 
@@ -108,17 +106,14 @@ class ScienceWorldEnv(BaseEnv):
     def reset(self, task: Task) -> str:
         self._env.load(task.game, task.seed, self.simplifications, generateGoldPath=True)
         obs, info = self._env.reset()
-        self._gold = list(self._env.get_gold_action_sequence())
-        self._k, self._off_path, self._info, self._score = 0, False, info, 0.0
+        self._gold = GoldPath(self._env.get_gold_action_sequence())
+        self._info, self._score = info, 0.0
         desc = self._env.get_task_description().strip()
         return f"{obs.strip()}\n\n{desc}"
 
     def step(self, action: str) -> Transition:
         obs, _reward, done, info = self._env.step(action)
-        if not self._off_path and self._k < len(self._gold) and action == self._gold[self._k]:
-            self._k += 1
-        else:
-            self._off_path = True
+        self._gold.advance(action)
         self._info = info
         score = float(info.get("score", 0) or 0)
         delta = (score - self._score) / 100.0
@@ -132,13 +127,10 @@ class ScienceWorldEnv(BaseEnv):
         return None  # ScienceWorld's valid action list is combinatorially large
 
     def expert_plan(self) -> list[str] | None:
-        if self._off_path or self._k >= len(self._gold):
-            return None
-        return self._gold[self._k:]
+        return self._gold.plan()
 
     def expert_action(self) -> str | None:
-        plan = self.expert_plan()
-        return plan[0] if plan else None
+        return self._gold.next_action()
 
     def success(self) -> bool:
         return self._score >= 100

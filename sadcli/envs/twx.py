@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from sadcli.envs.base import BaseEnv, PromptTemplate, Task, Transition, first_line
+from sadcli.envs.base import BaseEnv, GoldPath, PromptTemplate, Task, Transition, first_line
 from sadcli.errors import InputError
 
 GAMES = ("twc", "cookingworld", "coin", "mapreader", "sorting", "arithmetic", "simonsays", "peckingorder")
@@ -88,9 +88,7 @@ class TWXEnv(BaseEnv):
             raise InputError(f"TextWorldExpress is not installed ({e})",
                              hint="pip install 'textworld-express==1.1.0' (needs Java 17)") from None
         self._env = TextWorldExpressEnv(envStepLimit=100_000)
-        self._gold: list[str] = []
-        self._k = 0
-        self._off_path = False
+        self._gold = GoldPath()
         self._info: dict = {}
         self._seeds: dict[str, list[int]] = {}
 
@@ -118,19 +116,14 @@ class TWXEnv(BaseEnv):
             gold = drop_back_and_forth(list(self._env.getGoldActionSequence()))
             if best is None or (len(gold), gold) < (len(best), best):
                 best = gold
-        self._gold = best or []
         # the gold path starts with the "look around" the reset already did
-        self._k = 1 if self._gold and self._gold[0] == "look around" else 0
-        self._off_path = False
+        self._gold = GoldPath(best, start=1 if best and best[0] == "look around" else 0)
         self._info = info
         return f"{obs.strip()}\n\n{info.get('taskDescription', '').strip()}".strip()
 
     def step(self, action: str) -> Transition:
         obs, reward, done, info = self._env.step(action)
-        if not self._off_path and self._k < len(self._gold) and action == self._gold[self._k]:
-            self._k += 1
-        else:
-            self._off_path = True
+        self._gold.advance(action)
         self._info = info
         won = bool(info.get("tasksuccess"))
         return Transition(obs.strip(), float(reward or 0.0), bool(done) or won,
@@ -142,13 +135,10 @@ class TWXEnv(BaseEnv):
         return list(acts) if acts else None
 
     def expert_plan(self) -> list[str] | None:
-        if self._off_path or self._k >= len(self._gold):
-            return None
-        return self._gold[self._k:]
+        return self._gold.plan()
 
     def expert_action(self) -> str | None:
-        plan = self.expert_plan()
-        return plan[0] if plan else None
+        return self._gold.next_action()
 
     def success(self) -> bool:
         return bool(self._info.get("tasksuccess"))
