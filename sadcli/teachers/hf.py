@@ -391,14 +391,20 @@ def _opts(kw: dict) -> GenOptions:
     return GenOptions(**kw)
 
 
-class HFTeacher:
-    """The model writes ``Thought: ... Action: ...`` for every active episode, in one batch."""
+class _ModelTeacher:
+    """What both model teachers hold: the spec, the generation options and one batched generator."""
+
+    kind = "hf"
 
     def __init__(self, spec: str, options: GenOptions | None = None, **kw):
         self.spec = spec
         self.opts = options or _opts(kw)
         self.gen = HFGenerator(spec, self.opts)
-        self.name = f"hf:{spec}"
+        self.name = f"{self.kind}:{spec}"
+
+
+class HFTeacher(_ModelTeacher):
+    """The model writes ``Thought: ... Action: ...`` for every active episode, in one batch."""
 
     def prompt(self, st: EpisodeState) -> str:
         p = st.prompt
@@ -422,14 +428,10 @@ class HFTeacher:
         return out
 
 
-class RationalizeTeacher:
+class RationalizeTeacher(_ModelTeacher):
     """``expert+rationalize:<spec>``: expert actions, model-written reasoning for each of them."""
 
-    def __init__(self, spec: str, options: GenOptions | None = None, **kw):
-        self.spec = spec
-        self.opts = options or _opts(kw)
-        self.gen = HFGenerator(spec, self.opts)
-        self.name = f"expert+rationalize:{spec}"
+    kind = "expert+rationalize"
 
     def prompt(self, st: EpisodeState, action: str) -> str:
         p = st.prompt
