@@ -37,6 +37,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 # --- commands (one module each; registered in pipeline order) -------------------------------
 from sadcli.commands.collect import collect  # noqa: E402
 from sadcli.commands.distill import distill  # noqa: E402
+from sadcli.commands.eval import eval_  # noqa: E402
 from sadcli.commands.mask_check import mask_check  # noqa: E402
 from sadcli.commands.segment import segment  # noqa: E402
 
@@ -44,6 +45,7 @@ app.command("collect")(collect)
 app.command("segment")(segment)
 app.command("mask-check")(mask_check)
 app.command("distill")(distill)
+app.command("eval")(eval_)
 
 
 def main() -> None:

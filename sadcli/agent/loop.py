@@ -44,6 +44,7 @@ class EpisodeState:
     invalid: int = 0
     done: bool = False
     error: str | None = None
+    generated_tokens: int = 0
     t0: float = field(default_factory=time.monotonic)
     info: dict = field(default_factory=dict)
     scratch: dict = field(default_factory=dict)  # a policy's own per-episode memory
@@ -62,6 +63,8 @@ class Decision:
     raw: str | None = None
     logprobs: list | None = None
     error: str | None = None
+    tokens: int = 0                 # tokens the policy generated for this step (models; 0 otherwise)
+    invalid_format: bool = False    # the output had no parsable action line (it is sent as it is)
 
 
 class Policy(Protocol):
@@ -150,6 +153,8 @@ def make_record(st: EpisodeState, teacher: str, *, truncated: bool = False) -> d
     meta.update(st.task.meta)
     meta.update({"steps": len(st.steps), "wall_time_s": round(time.monotonic() - st.t0, 3),
                  "invalid_actions": st.invalid})
+    if st.generated_tokens:
+        meta["generated_tokens"] = st.generated_tokens
     if truncated:
         meta["truncated"] = True
     if st.info:
@@ -231,10 +236,13 @@ def run_episodes(pool: EnvPool, tasks: Iterable[Task], policy: Policy, *, max_st
                 n_steps += 1
                 step: dict[str, Any] = {"reason": d.reason or None, "action": snap["action"],
                                         "observation": snap["observation"]}
+                st.generated_tokens += d.tokens or 0
                 if snap["invalid"]:
                     st.invalid += 1
                     if d.raw is not None:
                         step["raw"] = d.raw
+                    if d.invalid_format:
+                        step["invalid_format"] = True
                 if d.logprobs is not None:
                     step["logprobs"] = d.logprobs
                 st.steps.append(step)

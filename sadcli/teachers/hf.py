@@ -58,15 +58,21 @@ class GenOptions:
 class HFGenerator:
     """Batched, left-padded generation with per-sequence stop strings."""
 
-    def __init__(self, spec: str, opts: GenOptions):
+    def __init__(self, spec: str, opts: GenOptions, *, model=None, tokenizer=None):
+        """Load ``spec``; or use a ``model`` / ``tokenizer`` already in memory (``sad eval``'s layer-cut
+        student before distillation), ``spec`` then only names them."""
         import torch
 
         from sadcli.models.spec import load_model, load_tokenizer
 
         self.torch = torch
         self.opts = opts
-        self.tok = load_tokenizer(spec)
-        self.model = load_model(spec, dtype=opts.dtype, device=opts.device)
+        self.tok = tokenizer if tokenizer is not None else load_tokenizer(spec)
+        if model is None:
+            model = load_model(spec, dtype=opts.dtype, device=opts.device)
+        elif opts.device:
+            model = model.to(opts.device)
+        self.model = model.eval()
         self.device = next(self.model.parameters()).device
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
@@ -85,14 +91,21 @@ class HFGenerator:
         if self.device.type == "cpu":
             gemm_friendly_layout(self.model)
         self._shared: PrefixEntry | None = None  # keys/values of the prefix all prompts share
+        self._counts: list[int] = []
+        self.last_counts: list[int] = []  # tokens generated per prompt in the last generate() call
         self._full_attention = full_attention_only(self.model.config)
 
     def chat_prompt(self, messages: list[dict], prefix: str) -> str:
         text = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return text + prefix
 
-    def generate(self, prompts: list[str], stops: list[str], holders: list[dict | None] | None = None) -> list[str]:
+    def generate(self, prompts: list[str], stops: list[str], holders: list[dict | None] | None = None,
+                 after: str | None = None) -> list[str]:
         """Continue every prompt until a stop string, end-of-sequence or ``max_new_tokens``.
+
+        ``after`` (optional) is a marker such as ``[ACT]``: a row also stops at the end of the line that
+        follows it (the action line of a ``[REASON] ...\n[ACT] ...\n`` turn). ``last_counts`` holds
+        the number of tokens generated for each prompt of the last call.
 
         ``holders[i]`` (optional) is a dict that lives as long as prompt ``i``'s episode (the policy gives
         ``EpisodeState.scratch``): the episode's KV cache is kept there between calls, so the next step
@@ -101,9 +114,25 @@ class HFGenerator:
         bs = self.opts.batch_size or len(prompts)
         holders = list(holders) if holders is not None else [None] * len(prompts)
         out: list[str] = []
+        counts: list[int] = []
         for i in range(0, len(prompts), bs):
-            out.extend(self._generate(prompts[i:i + bs], stops, holders[i:i + bs]))
+            extra = {"after": after} if after else {}
+            out.extend(self._generate(prompts[i:i + bs], stops, holders[i:i + bs], **extra))
+            counts.extend(self._counts)
+        self.last_counts = counts
         return out
+
+    def _stopped(self, row: list[int], t: int, stops: list[str], after: str | None) -> bool:
+        """Whether a row that has just written token ``t`` (already in ``row``) is done."""
+        if stops:
+            tail = self.tok.decode(row[-12:], skip_special_tokens=True)
+            if any(s_ in tail for s_ in stops):
+                return True
+        if after and "\n" in self.tok.decode([t], skip_special_tokens=True):
+            text = self.tok.decode(row, skip_special_tokens=True)
+            k = text.find(after)
+            return k != -1 and "\n" in text[k + len(after):]
+        return False
 
     def encode(self, prompt: str) -> list[int]:
         """The prompt's token ids as the model sees them (special tokens, left truncation)."""
@@ -126,7 +155,8 @@ class HFGenerator:
         best = min(best, len(ids) - 1)  # feed at least one token: its logits give the first new token
         return (best, src) if best > 0 else (0, None)
 
-    def _generate(self, prompts: list[str], stops: list[str], holders: list[dict | None] | None = None) -> list[str]:
+    def _generate(self, prompts: list[str], stops: list[str], holders: list[dict | None] | None = None,
+                  after: str | None = None) -> list[str]:
         """Greedy or sampled decoding of a batch with a KV cache.
 
         Row ``j``'s cache holds the reused prefix of its prompt (from its episode's previous step, or the
@@ -139,7 +169,7 @@ class HFGenerator:
         keeps computing finished rows until the longest one ends.
         """
         if not self._full_attention:
-            return self._generate_plain(prompts, stops)
+            return self._generate_plain(prompts, stops, after)
         torch, o = self.torch, self.opts
         holders = list(holders) if holders is not None else [None] * len(prompts)
         ids = [self.encode(p) for p in prompts]
@@ -193,9 +223,7 @@ class HFGenerator:
                     done = t in self.eos_ids
                     if not done:
                         tokens[row].append(t)
-                        if stops:
-                            tail = self.tok.decode(tokens[row][-12:], skip_special_tokens=True)
-                            done = any(s_ in tail for s_ in stops)
+                        done = self._stopped(tokens[row], t, stops, after)
                     if done or step == o.max_new_tokens - 1:
                         self._save(cache, mask, j, fed[row], holders[row])
                     else:
@@ -214,6 +242,7 @@ class HFGenerator:
                 out = self._forward(nxt[:, None], mask, pos, cache)
                 cache = self._cache_of(out)
                 logits = out.logits[:, -1, :]
+        self._counts = [len(t) for t in tokens]
         texts = [self.tok.decode(t, skip_special_tokens=True) for t in tokens]
         return [cut_at_stop(t, stops) for t in texts]
 
@@ -276,7 +305,7 @@ class HFGenerator:
             if positions.numel() == len(x):
                 self._shared = extract(cache, j, positions, x, id(self))
 
-    def _generate_plain(self, prompts: list[str], stops: list[str]) -> list[str]:
+    def _generate_plain(self, prompts: list[str], stops: list[str], after: str | None = None) -> list[str]:
         """The same without kept caches, for models with other than full-attention layers (sliding
         windows, linear attention), whose cache layers :mod:`sadcli.teachers.kv_cache` does not model.
 
@@ -306,10 +335,8 @@ class HFGenerator:
                     if t in self.eos_ids:
                         continue
                     tokens[row].append(t)
-                    if stops:
-                        tail = self.tok.decode(tokens[row][-12:], skip_special_tokens=True)
-                        if any(s_ in tail for s_ in stops):
-                            continue
+                    if self._stopped(tokens[row], t, stops, after):
+                        continue
                     keep.append(j)
                 if not keep or step == o.max_new_tokens - 1:
                     break
@@ -323,6 +350,7 @@ class HFGenerator:
                 out = self._forward(nxt[:, None], mask, pos, cache)
                 cache = self._cache_of(out)
                 logits = out.logits[:, -1, :]
+        self._counts = [len(t) for t in tokens]
         texts = [self.tok.decode(t, skip_special_tokens=True) for t in tokens]
         return [cut_at_stop(t, stops) for t in texts]
 
@@ -419,12 +447,12 @@ class HFTeacher(_ModelTeacher):
         stops = list(dict.fromkeys(list(states[0].prompt.stop) + list(self.opts.stop)))
         texts = self.gen.generate([self.prompt(s) for s in states], stops, [s.scratch for s in states])
         out = []
-        for t in texts:
+        for t, n in zip(texts, self.gen.last_counts, strict=False):
             reason, action = split_react(t)
             if action is None:  # no "Action:" line: the output is sent as the action (an invalid one)
-                out.append(Decision(t.strip().split("\n", 1)[0], reason=None, raw=t))
+                out.append(Decision(t.strip().split("\n", 1)[0], reason=None, raw=t, tokens=n, invalid_format=True))
             else:
-                out.append(Decision(action, reason=reason, raw=t))
+                out.append(Decision(action, reason=reason, raw=t, tokens=n))
         return out
 
 

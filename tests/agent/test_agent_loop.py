@@ -119,7 +119,7 @@ def test_policy_error_fails_the_episode_not_the_run():
 
 def test_bad_specs_are_clean_errors(tmp_path):
     with pytest.raises(InputError, match="unknown environment"):
-        EnvSpec.parse("webshop")
+        EnvSpec.parse("no-such-env")
     with pytest.raises(InputError, match="no such file"):
         EnvSpec.parse(str(tmp_path / "nope.py") + ":make").make()
     p = tmp_path / "notenv.py"
