@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -138,15 +136,37 @@ def read_lines(path: str) -> Iterator[Line]:
             fh.close()
 
 
-def parse_line(line: Line) -> dict:
-    """Parse one record; raise :class:`InputError` naming file and line."""
+SKIP_HINT = "each line must be one JSON object; fix or remove the line, or use --on-error skip"
+FIX_HINT = "each line must be one JSON object; fix or remove the line"
+
+
+def _invalid_utf8(raw: str | bytes) -> int | None:
+    """Byte offset of the first invalid UTF-8 sequence in ``raw`` (None when it is valid)."""
+    if not isinstance(raw, bytes):
+        return None
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start
+    return None
+
+
+def parse_line(line: Line, *, hint: str = SKIP_HINT) -> dict:
+    """Parse one record; raise :class:`InputError` naming file and line.
+
+    ``hint``: what to suggest for a line that is not JSON (commands without ``--on-error`` pass
+    :data:`FIX_HINT`).
+    """
     try:
         obj = loads(line.raw)
     except _DecodeError as e:
+        bad = _invalid_utf8(line.raw)
+        if bad is not None:
+            raise InputError(f"invalid UTF-8 at byte {bad} of the line",
+                             hint="convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+                             file=line.file, line=line.line) from None
         msg = str(e).split("\n")[0]
-        raise InputError(f"invalid JSON: {msg}",
-                         hint="each line must be one JSON object; fix or remove the line, or use --on-error skip",
-                         file=line.file, line=line.line) from None
+        raise InputError(f"invalid JSON: {msg}", hint=hint, file=line.file, line=line.line) from None
     if not isinstance(obj, dict):
         raise InputError(f"expected a JSON object per line, got {type(obj).__name__}",
                          hint="each line must be one trajectory object",
@@ -154,74 +174,88 @@ def parse_line(line: Line) -> dict:
     return obj
 
 
-def read_records(path: str) -> Iterator[tuple[Line, dict]]:
+def read_records(path: str, *, hint: str = SKIP_HINT) -> Iterator[tuple[Line, dict]]:
     """Yield ``(Line, record)`` pairs; the first bad line raises :class:`InputError`."""
     for line in read_lines(path):
-        yield line, parse_line(line)
+        yield line, parse_line(line, hint=hint)
 
 
 class Output:
     """Where records go: stdout, or a file written atomically (temp file + rename on success).
 
-    Use as a context manager; on an exception the temp file is removed and nothing is left.
+    Use as a context manager; on an exception the temp file is removed and the path keeps what it
+    held. A FIFO or device path (``/dev/stdout``, ``/dev/null``) is written in place, never replaced
+    (see :mod:`sadcli.fsutil`). OS errors (a full disk, a read-only folder) raise
+    :class:`~sadcli.errors.SadError` naming the path.
     """
 
-    def __init__(self, path: str | None, *, append: bool = False):
+    def __init__(self, path: str | None, *, append: bool = False, what: str = "output"):
         self.path = None if path in (None, "-") else path
         self.append = append
+        self.what = what
         self._fh: IO[bytes] | None = None
-        self._tmp: str | None = None
+        self._writer: Any = None
         self.count = 0
 
     def __enter__(self) -> Output:
         if self.path is None:
             sys.stdout.flush()
             self._fh = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else _TextAsBytes(sys.stdout)
-        elif self.append:
-            self._fh = open(self.path, "ab")
         else:
-            d = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(d, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(prefix=".sad-", suffix=".tmp", dir=d)
-            self._fh = os.fdopen(fd, "wb")
+            from sadcli.fsutil import AtomicWriter
+
+            self._writer = AtomicWriter(self.path, append=self.append, what=self.what)
+            self._fh = self._writer.__enter__()
         return self
 
-    def write(self, record: dict) -> None:
+    def _write(self, data: bytes) -> None:
         assert self._fh is not None
-        self._fh.write(dumps_line(record))
+        if self._writer is None:
+            self._fh.write(data)
+            return
+        try:
+            self._fh.write(data)
+        except OSError as e:
+            from sadcli.fsutil import write_error
+
+            raise write_error(e, self.path or "-", self.what) from None
+
+    def write(self, record: dict) -> None:
+        self._write(dumps_line(record))
         self.count += 1
 
     def write_raw(self, raw: str | bytes) -> None:
         """Write one line verbatim (a rejected or passed-through input line)."""
-        assert self._fh is not None
         data = raw.encode("utf-8") if isinstance(raw, str) else raw
         if data.endswith(b"\r\n"):
             data = data[:-2] + b"\n"
-        self._fh.write(data if data.endswith(b"\n") else data + b"\n")
+        self._write(data if data.endswith(b"\n") else data + b"\n")
         self.count += 1
 
     def flush(self) -> None:
-        if self._fh is not None:
+        if self._fh is None:
+            return
+        if self._writer is None:
             self._fh.flush()
+            return
+        try:
+            self._fh.flush()
+        except OSError as e:
+            from sadcli.fsutil import write_error
+
+            raise write_error(e, self.path or "-", self.what) from None
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._fh is None:
             return
-        if self.path is None:
+        if self._writer is None:
             try:
                 self._fh.flush()
             except BrokenPipeError:
                 pass
             return
-        self._fh.close()
-        if self._tmp is not None:
-            if exc_type is None:
-                os.replace(self._tmp, self.path)
-            else:
-                try:
-                    os.unlink(self._tmp)
-                except OSError:
-                    pass
+        self._fh = None
+        self._writer.__exit__(exc_type, exc, tb)
 
 
 class _TextAsBytes:

@@ -1,7 +1,9 @@
 """What every command shares: options defined once, and the error boundary.
 
 ``cli_errors()`` turns library errors into ``Error: FILE:LINE: what — hint`` on stderr with
-exit 1 (no traceback), Ctrl-C into exit 130, and a closed stdout pipe into a quiet exit.
+exit 1 (no traceback), Ctrl-C into exit 130, and a closed stdout pipe into a quiet exit. An
+``OSError`` that escapes the library (a full disk, a read-only folder) becomes ``Error: PATH: what — hint``
+too. ``check_outputs()`` validates every output location before a command writes anything.
 """
 
 from __future__ import annotations
@@ -39,6 +41,33 @@ def cli_errors() -> Iterator[None]:
         except (OSError, ValueError):
             pass
         raise typer.Exit(0) from None
+    except OSError as e:
+        from sadcli.fsutil import os_error
+
+        console.quiet = False
+        console.print(f"[bold red]Error:[/] {os_error(e)}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def check_outputs(**paths: Optional[str]) -> None:
+    """Validate every output path (``what=path``; None and ``-`` skipped) before anything is written.
+
+    Raises :class:`SadError` for a directory, an unwritable folder, a path under a file. Two options
+    naming the same file are refused too.
+    """
+    from sadcli.fsutil import check_output, is_stream_path
+
+    seen: dict[str, str] = {}
+    for what, path in paths.items():
+        if path is None or path == "-":
+            continue
+        name = "--" + what.replace("_", "-")
+        check_output(path, what=name if what != "output" else "-o")
+        real = os.path.realpath(path)
+        if real in seen and not is_stream_path(path):
+            raise SadError(f"{seen[real]} and {name} name the same file", hint="give each its own path",
+                           file=path)
+        seen[real] = name
 
 
 class Render(str, Enum):
@@ -53,6 +82,21 @@ class Keep(str, Enum):
 
     start = "start"
     end = "end"
+
+
+class Window(str, Enum):
+    """What happens to a trajectory longer than --max-length."""
+
+    steps = "steps"
+    truncate = "truncate"
+    none = "none"
+
+
+WindowOpt = typer.Option(Window.steps, "--window",
+                         help="A trajectory longer than --max-length: steps = several examples, each the task "
+                              "prompt + whole earlier steps as unsupervised context + the steps it supervises "
+                              "(every reasoning/action token supervised exactly once); truncate (or none) = one "
+                              "example, cut (--keep).")
 
 
 class OnError(str, Enum):

@@ -15,6 +15,9 @@ from sadcli.commands._common import (
     RejectsOpt,
     Render,
     TokenizerOpt,
+    Window,
+    WindowOpt,
+    check_outputs,
     cli_errors,
     setup,
 )
@@ -31,6 +34,7 @@ def mask_check(
     max_length: Optional[int] = typer.Option(None, "--max-length", min=1,
                                              help="Cut trajectories to this many tokens.", show_default=False),
     keep: Keep = typer.Option(Keep.start, "--keep", help="With --max-length: keep the start or the end."),
+    window: Window = WindowOpt,
     show: bool = typer.Option(False, "--show", help="Print token-level colored previews on stderr."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=0,
                                         help="With --show: preview only the first N.", show_default=False),
@@ -57,25 +61,29 @@ def mask_check(
     with cli_errors():
         if rejects and on_error != OnError.skip:
             raise typer.BadParameter("--rejects needs --on-error skip")
+        check_outputs(output=output, rejects=rejects, plot=plot)  # before any work or output
         from sadcli.errors import SadError
         from sadcli.jsonl import Line, Output, parse_line, read_lines
         from sadcli.labels import ACT
-        from sadcli.masks.audit import Auditor
+        from sadcli.masks.audit import Auditor, span_violations
         from sadcli.masks.build import build_examples, check_tokenizer
         from sadcli.masks.emit import to_emit_record
         from sadcli.masks.report import MaskReport
         from sadcli.masks.show import LEGEND, plot_span_lengths
         from sadcli.masks.show import show as show_example
+        from sadcli.masks.spancheck import has_steps
         from sadcli.models import load_tokenizer
 
         tok = load_tokenizer(tokenizer)
         check_tokenizer(tok)
         auditor = Auditor(tok, render=render.value)
         report = MaskReport(render=render.value)
-        lines: dict[int, Line] = {}
+        # records handed to build_examples, by the index it gives them (parsed records only: a line
+        # that is not JSON never reaches it, so line numbers and example indices differ)
+        pending: dict[int, tuple[Line, dict]] = {}
         shown = 0
 
-        with Output(rejects) if rejects else _null() as rej, Output(output) as out:
+        with Output(rejects, what="--rejects") if rejects else _null() as rej, Output(output) as out:
             def reject(line: Line, err: SadError) -> None:
                 if on_error == OnError.stop:
                     raise err.located(line.file, line.line)
@@ -85,23 +93,34 @@ def mask_check(
                     rej.write_raw(line.raw)
 
             def records():
-                for i, line in enumerate(read_lines(input)):
+                index = 0
+                for line in read_lines(input):
                     try:
                         rec = parse_line(line)
                     except SadError as e:
                         reject(line, e)
                         continue
-                    lines[i] = line
+                    pending[index] = (line, rec)
+                    index += 1
                     yield rec
 
             def on_bad(index: int, rec: dict, err: SadError) -> None:
-                reject(lines.pop(index), err)
+                reject(pending.pop(index)[0], err)
 
             for ex in build_examples(records(), tok, render=render.value, max_length=max_length,
                                      keep=keep.value, batch_size=batch_size, keep_alignment=True,
-                                     on_error=on_bad):
-                line = lines.pop(ex.index)
+                                     on_error=on_bad, window=window.value):
+                # a record cut into step windows yields several examples: its line goes once, after the last
+                first = ex.window is None or ex.window.index == 0
+                last = ex.window is None or ex.window.index == ex.window.count - 1
+                line, rec = pending.pop(ex.index) if last else pending[ex.index]
                 violations = auditor.check(ex)
+                if not first:
+                    pass
+                elif has_steps(rec):
+                    violations += span_violations(rec, ex.id)
+                else:
+                    report.unchecked_spans += 1
                 report.add(ex, violations)
                 if ex.stats.truncated_act and ACT not in ex.token_labels:
                     console.print(f"[yellow]warning:[/] {line.file}:{line.line}: {ex.id}: truncation to "
@@ -113,18 +132,21 @@ def mask_check(
                     shown += 1
                 if emit:
                     out.write(to_emit_record(ex, tokenizer=tokenizer, render=render.value,
-                                             max_length=max_length, keep=keep.value))
-                else:
+                                             max_length=max_length, keep=keep.value, window=window.value))
+                elif last:
                     out.write_raw(line.raw)
                 ex.alignment = None  # keep memory flat on long streams
-        if plot:
-            plot_span_lengths(report.span_lengths, plot, title=f"{tokenizer}, render={render.value}")
-            console.print(f"saved span-length histograms to {plot}")
-        report.render_to(console)
-        if strict and report.total_violations:
-            console.quiet = False
-            console.print(f"[red]--strict:[/] {report.total_violations} violation(s)")
-            raise typer.Exit(1)
+            # side outputs and the verdict come before -o is renamed into place: a failed --plot or a
+            # failed --strict leaves no output file (and an existing one untouched)
+            if plot:
+                plot_span_lengths(report.span_lengths, plot, title=f"{tokenizer}, render={render.value}")
+                console.print(f"saved span-length histograms to {plot}")
+            report.render_to(console)
+            if strict and report.total_violations:
+                console.quiet = False
+                console.print(f"[red]--strict:[/] {report.total_violations} violation(s)"
+                              + ("; no output written" if output not in (None, "-") else ""))
+                raise typer.Exit(1)
 
 
 class _null:

@@ -7,7 +7,16 @@ from typing import Optional
 
 import typer
 
-from sadcli.commands._common import OnError, OnErrorOpt, OutputOpt, QuietOpt, RejectsOpt, cli_errors, setup
+from sadcli.commands._common import (
+    OnError,
+    OnErrorOpt,
+    OutputOpt,
+    QuietOpt,
+    RejectsOpt,
+    check_outputs,
+    cli_errors,
+    setup,
+)
 from sadcli.console import console
 
 
@@ -66,9 +75,10 @@ def segment(
             raise typer.BadParameter("--format template needs --template FILE")
         if rejects and on_error != OnError.skip:
             raise typer.BadParameter("--rejects needs --on-error skip")
+        check_outputs(output=output, rejects=rejects, html=html)  # before anything is written
         stats = SegmentStats()
         preview = Previewer(console, limit=limit, show=show, html_path=html) if (show or html) else None
-        with Output(rejects) if rejects else _null() as rej, Output(output) as out:
+        with Output(rejects, what="--rejects") if rejects else _null() as rej, Output(output) as out:
             def reject(line, err):
                 stats.rejected += 1
                 if not quiet:
@@ -82,8 +92,8 @@ def segment(
                 stats.add(rec)
                 if preview is not None:
                     preview.add(rec)
-        if preview is not None:
-            preview.close()
+            if preview is not None:
+                preview.close()  # --html written before -o is renamed into place: all or nothing
         if not quiet:
             table, line = stats.render()
             console.print(table)

@@ -32,6 +32,7 @@ from sadcli.console import console
 from sadcli.distill.config import TrainConfig
 from sadcli.distill.data import BatchSchedule, Curriculum, pad_batch
 from sadcli.errors import InputError, SadError
+from sadcli.fsutil import new_dir_mode, new_file_mode
 
 CHECKPOINTS = "checkpoints"
 STEP_SLEEP_ENV = "SAD_DISTILL_STEP_SLEEP"  # testing aid: seconds to sleep after each step
@@ -50,6 +51,7 @@ class DistillJob:
     teacher: Any = None               # online teacher (no grad), or None
     cache: Any = None                 # TeacherCache, or None
     curriculum: Curriculum | None = None
+    pacing: Any = None                # sadcli.distill.data.Pacing (None: sorted when a curriculum, else none)
     log_path: str | None = None
     resume: bool = False
     device: str | None = None
@@ -126,7 +128,11 @@ def _rng_state() -> dict[str, Any]:
     import numpy as np
     import torch
 
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64).copy()),
+                       "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -136,8 +142,11 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     import numpy as np
     import torch
 
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -171,6 +180,7 @@ def save_checkpoint(out_dir: str, step: int, model: Any, optimizer: Any, schedul
     final = os.path.join(root, f"step-{step:08d}")
     if os.path.exists(final):
         shutil.rmtree(final)
+    os.chmod(tmp, new_dir_mode())  # mkdtemp makes 0700: give the checkpoint the usual permissions
     os.replace(tmp, final)
     done = sorted((d for d in os.listdir(root) if d.startswith("step-")), key=lambda d: int(d.split("-")[1]))
     for d in done[:-keep]:
@@ -194,7 +204,6 @@ def _untie(model: Any, sd: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
-    import torch
     from safetensors.torch import load_file
 
     sd = load_file(os.path.join(path, "model.safetensors"))
@@ -203,12 +212,46 @@ def load_checkpoint(path: str, model: Any, optimizer: Any, scheduler: Any) -> di
     if unexpected or any(k for k in tied if not _is_tied(model, k)):
         raise InputError(f"checkpoint {path} does not match the model (missing {sorted(missing)[:3]}, "
                          f"unexpected {sorted(unexpected)[:3]})", hint="resume with the same student options")
-    training = torch.load(os.path.join(path, "training.pt"), weights_only=False)
+    training = _load_training_state(os.path.join(path, "training.pt"))
     optimizer.load_state_dict(training["optimizer"])
     scheduler.load_state_dict(training["scheduler"])
     _set_rng_state(training["rng"])
     with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
         return json.load(f)
+
+
+def _load_training_state(path: str) -> dict[str, Any]:
+    """Optimizer, scheduler and RNG state, unpickled with ``weights_only=True``: tensors and plain data
+    only, so a crafted checkpoint cannot run code. Anything else is refused."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError, ValueError, EOFError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"refusing to load {os.path.basename(path)}: it does not load as tensors and plain data "
+                         f"(weights_only=True: {first[:160]})", file=path,
+                         hint="it was written by another program or an older sad, or tampered with; delete the "
+                              "checkpoint folder and run without --resume") from None
+    if not isinstance(state, dict) or not {"optimizer", "scheduler", "rng"} <= set(state):
+        raise InputError("not a sad training state (expected optimizer, scheduler and rng)", file=path,
+                         hint="delete the checkpoint folder and run without --resume")
+    return state
+
+
+def clean_stale_temps(out_dir: str) -> list[str]:
+    """Remove temp directories left by a run killed while saving (``.tmp-final-*``, ``checkpoints/.tmp-step-*``)."""
+    removed = []
+    for root, prefix in ((out_dir, ".tmp-final-"), (os.path.join(out_dir, CHECKPOINTS), ".tmp-step-")):
+        if not os.path.isdir(root):
+            continue
+        for d in os.listdir(root):
+            if d.startswith(prefix):
+                shutil.rmtree(os.path.join(root, d), ignore_errors=True)
+                removed.append(os.path.join(root, d))
+    return removed
 
 
 def _is_tied(model: Any, key: str) -> bool:
@@ -225,6 +268,9 @@ def save_final(out_dir: str, model: Any, tokenizer: Any, sad_config: dict[str, A
     Written into a temp dir inside ``out_dir`` and moved into place file by file.
     """
     os.makedirs(out_dir, exist_ok=True)
+    for d in os.listdir(out_dir):  # leftovers of a final save killed half-way
+        if d.startswith(".tmp-final-"):
+            shutil.rmtree(os.path.join(out_dir, d), ignore_errors=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-final-", dir=out_dir)
     try:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -233,7 +279,10 @@ def save_final(out_dir: str, model: Any, tokenizer: Any, sad_config: dict[str, A
         with open(os.path.join(tmp, "sad_config.json"), "w", encoding="utf-8") as f:
             json.dump(sad_config, f, indent=2, default=str)
         for name in os.listdir(tmp):
-            os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+            src = os.path.join(tmp, name)
+            if os.path.isfile(src):
+                os.chmod(src, new_file_mode())
+            os.replace(src, os.path.join(out_dir, name))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -281,6 +330,7 @@ class Loop:
     cache: Any = None
     world: int = 1
     rank: int = 0
+    resumed: dict[str, Any] = field(default_factory=dict)  # trainer_state.json of the resumed checkpoint
 
     def step(self, step: int) -> dict[str, Any]:
         """One optimizer step; returns its metrics (global loss terms, counts and tokens)."""
@@ -292,10 +342,17 @@ class Loop:
         micro = [self.schedule[base + j * world + self.rank] for j in range(cfg.grad_accum)]
         batches = [pad_batch([self.examples[i] for i in idx], self.pad_id) for _, idx in micro]
         # 2. global supervised-token counts (all micro-batches, all processes)
-        counts = torch.tensor([objective.counts(b["token_labels"]) for b in batches],
+        counts = torch.tensor([objective.counts(b["token_labels"], b["input_ids"]) for b in batches],
                               dtype=torch.float64).sum(0).to(acc.device)
         counts = acc.reduce(counts, reduction="sum") if world > 1 else counts
         num = tuple(float(c) for c in counts.tolist())
+        lr = float(self.optimizer.param_groups[0]["lr"])  # the rate this step uses (logged as such)
+        if not any(num):
+            # every position of the step is masked: nothing to learn; no optimizer or scheduler step
+            # (AdamW would still decay weights and move momentum), counted as skipped
+            return {"epoch": micro[0][0], "loss": 0.0, "loss_cot": 0.0, "loss_act": 0.0, "n_reason": num[0],
+                    "n_act": num[1], "tokens": 0, "max_len": max(b["input_ids"].shape[1] for b in batches),
+                    "grad_norm": None, "lr": lr, "skipped": True}
         # 3. forward/backward per micro-batch
         totals = torch.zeros(3, dtype=torch.float64)
         for j, (b, (_, idx)) in enumerate(zip(batches, micro, strict=True)):
@@ -329,7 +386,7 @@ class Loop:
                 "loss_act": totals[2].item(), "n_reason": num[0], "n_act": num[1],
                 "tokens": int(tokens.item()),  # all processes
                 "max_len": max(b["input_ids"].shape[1] for b in batches),
-                "grad_norm": None if grad_norm is None else float(grad_norm)}
+                "grad_norm": None if grad_norm is None else float(grad_norm), "lr": lr, "skipped": False}
 
 
 def make_loop(job: DistillJob) -> tuple[Loop, int, int, int]:
@@ -351,14 +408,19 @@ def make_loop(job: DistillJob) -> tuple[Loop, int, int, int]:
     steps = total_steps(cfg, len(job.examples), world)
     lengths = [len(ex.input_ids) for ex in job.examples]
     schedule = BatchSchedule(lengths, cfg.batch_size, seed=cfg.seed, length_group=cfg.length_group,
-                             curriculum=job.curriculum)
+                             curriculum=job.curriculum, pacing=job.pacing, micro_per_step=cfg.grad_accum * world,
+                             total_steps=steps)
     student = job.student
     student.train()
     optimizer = make_optimizer(student, cfg)
     scheduler = make_scheduler(optimizer, cfg, steps)
     start_step, tokens_seen = 0, 0
+    resumed: dict[str, Any] = {}
     os.makedirs(job.out_dir, exist_ok=True)
     if job.resume:
+        stale = clean_stale_temps(job.out_dir)
+        if stale:
+            console.print(f"[yellow]removed {len(stale)} temp folder(s) of an interrupted save[/]")
         ckpt = latest_checkpoint(job.out_dir)
         if ckpt is None:
             console.print("[yellow]--resume: no checkpoint yet, starting from the beginning[/]")
@@ -368,6 +430,8 @@ def make_loop(job: DistillJob) -> tuple[Loop, int, int, int]:
                 raise InputError(f"checkpoint {ckpt} was made with other data or options",
                                  hint="resume with exactly the same command, or use a new -o directory")
             start_step, tokens_seen = st["step"], st.get("tokens_seen", 0)
+            _check_sampler(st.get("sampler"), schedule, start_step, ckpt)
+            resumed = st
             console.print(f"resuming from {ckpt} (step {start_step}/{steps})")
     hidden, optimizer = accelerator.prepare(HiddenStates(student), optimizer)
     loop = Loop(cfg=cfg, accelerator=accelerator, hidden=hidden, optimizer=optimizer, scheduler=scheduler,
@@ -378,20 +442,90 @@ def make_loop(job: DistillJob) -> tuple[Loop, int, int, int]:
         job.teacher.eval().requires_grad_(False).to(accelerator.device)
         loop.teacher_hidden = HiddenStates(job.teacher)
         loop.teacher_head = job.teacher.get_output_embeddings()
+    loop.resumed = resumed
     return loop, steps, start_step, tokens_seen
+
+
+def _open_log(path: str, resume: bool, start_step: int) -> Any:
+    """The ``--log`` file: new (atomically emptied) for a fresh run; on resume, the lines of steps after
+    the checkpoint (logged before the run was killed, about to be redone) are dropped first, so every
+    step appears once."""
+    from sadcli.fsutil import atomic_write_text, os_error
+
+    kept = []
+    if resume and os.path.isfile(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for raw in f:
+                try:
+                    step = json.loads(raw).get("step")
+                except (ValueError, AttributeError):
+                    continue  # a half-written last line
+                if isinstance(step, int) and step <= start_step:
+                    kept.append(raw if raw.endswith("\n") else raw + "\n")
+    try:
+        if os.path.isfile(path) or not os.path.exists(path):
+            atomic_write_text(path, "".join(kept), what="--log")
+        return open(path, "a", encoding="utf-8")
+    except OSError as e:
+        raise os_error(e, path, "cannot write --log") from None
+
+
+def _state(step: int, tokens_seen: int, skipped: int, job: DistillJob, first: Any, last: Any,
+           schedule: BatchSchedule | None = None) -> dict[str, Any]:
+    out = {"step": step, "tokens_seen": tokens_seen, "skipped_steps": skipped,
+           "fingerprint": job.run_config.get("fingerprint"), "first": first, "last": last}
+    if schedule is not None:  # the data sampler: where it stands (it is a pure function of seed and index)
+        out["sampler"] = schedule.state(step * schedule.micro_per_step)
+    return out
+
+
+def _check_sampler(saved: dict[str, Any] | None, schedule: BatchSchedule, step: int, ckpt: str) -> None:
+    """A checkpoint's sampler state must be what this run's schedule gives at that step."""
+    if saved is None:
+        return  # a checkpoint from before the sampler was recorded
+    now = schedule.state(step * schedule.micro_per_step)
+    diff = sorted(k for k in now if k in saved and saved[k] != now[k] and k != "competence") + \
+        (["competence"] if "competence" in now and abs(saved.get("competence", -1) - now["competence"]) > 1e-12
+         else [])
+    if diff:
+        raise InputError(f"checkpoint {ckpt} was made with another data sampler ({', '.join(diff)} differ: "
+                         f"{ {k: saved.get(k) for k in diff} } vs { {k: now[k] for k in diff} })",
+                         hint="resume with the same --curriculum, --c0, --curriculum-steps, --seed, --batch-size, "
+                              "--grad-accum and number of processes")
 
 
 def train(job: DistillJob, on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run (or resume) a distillation job; returns the summary (also in sad_config.json)."""
+    created = not os.path.exists(job.out_dir)
+    try:
+        return _train(job, on_log)
+    except BaseException:
+        # interrupted before anything was saved: leave no empty output directory behind
+        if created and os.path.isdir(job.out_dir):
+            _remove_if_empty(job.out_dir)
+        raise
+
+
+def _remove_if_empty(path: str) -> None:
+    for sub in (os.path.join(path, CHECKPOINTS), path):
+        try:
+            os.rmdir(sub)
+        except OSError:
+            pass
+
+
+def _train(job: DistillJob, on_log: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     cfg = job.train
     loop, steps, start_step, tokens_seen = make_loop(job)
     accelerator, world = loop.accelerator, loop.world
     if job.report_to and accelerator.is_main_process:
         accelerator.init_trackers("sad-distill", config=cfg.to_dict())
-    log_file = open(job.log_path, "a" if job.resume else "w", encoding="utf-8") \
+    log_file = _open_log(job.log_path, job.resume, start_step) \
         if job.log_path and accelerator.is_main_process else None
     sleep = float(os.environ.get(STEP_SLEEP_ENV, "0") or 0)
     history: list[dict[str, Any]] = []
+    skipped = int(loop.resumed.get("skipped_steps", 0))
+    first = loop.resumed.get("first")
     progress = _progress(job.show_progress and accelerator.is_main_process)
     task = progress.add_task("distill", total=steps, completed=start_step, info="")
     t_start = time.perf_counter()
@@ -402,15 +536,22 @@ def train(job: DistillJob, on_log: Callable[[dict[str, Any]], None] | None = Non
                 m = loop.step(step)
                 tokens_run += m["tokens"]
                 tokens_seen += m["tokens"]
+                skipped += bool(m.get("skipped"))
                 done = step + 1
                 elapsed = time.perf_counter() - t_start
                 rec = {"step": done, "epoch": m["epoch"], "loss": m["loss"], "loss_cot": m["loss_cot"],
-                       "loss_act": m["loss_act"], "lr": loop.scheduler.get_last_lr()[0],
+                       "loss_act": m["loss_act"], "lr": m.get("lr", loop.scheduler.get_last_lr()[0]),
                        "n_reason": m["n_reason"], "n_act": m["n_act"], "tokens_seen": tokens_seen,
                        "tokens_per_s": tokens_run / elapsed if elapsed > 0 else 0.0}
                 if m["grad_norm"] is not None:
                     rec["grad_norm"] = m["grad_norm"]
+                if m.get("skipped"):
+                    rec["skipped"] = True
+                if loop.schedule.pacing.mode in ("stages", "competence"):
+                    rec["competence"] = loop.schedule.competence_at(step)   # share of the data open at this step
                 history.append(rec)
+                if first is None:
+                    first = rec
                 if done % cfg.log_every == 0 or done == steps:
                     if log_file:
                         log_file.write(json.dumps(rec) + "\n")
@@ -426,8 +567,7 @@ def train(job: DistillJob, on_log: Callable[[dict[str, Any]], None] | None = Non
                     accelerator.wait_for_everyone()
                     if accelerator.is_main_process:
                         save_checkpoint(job.out_dir, done, accelerator.unwrap_model(loop.hidden).lm, loop.optimizer,
-                                        loop.scheduler, {"step": done, "tokens_seen": tokens_seen,
-                                                         "fingerprint": job.run_config.get("fingerprint")},
+                                        loop.scheduler, _state(done, tokens_seen, skipped, job, first, rec, loop.schedule),
                                         cfg.keep_checkpoints)
                 if sleep:
                     time.sleep(sleep)
@@ -435,20 +575,32 @@ def train(job: DistillJob, on_log: Callable[[dict[str, Any]], None] | None = Non
         if _oom(e):
             raise _oom_error(cfg, step + 1, _longest(loop, step)) from None
         raise
+    except OSError as e:
+        from sadcli.fsutil import os_error
+
+        raise os_error(e, job.out_dir, "cannot write") from None
     finally:
         if log_file:
             log_file.close()
     accelerator.wait_for_everyone()
     model = accelerator.unwrap_model(loop.hidden).lm
+    last = history[-1] if history else loop.resumed.get("last")
+    if skipped:
+        console.print(f"[yellow]note:[/] {skipped} step(s) had no supervised token (every position masked) "
+                      "and were skipped: no optimizer or scheduler step")
     summary = {"steps": steps, "resumed_from": start_step, "tokens_seen": tokens_seen,
-               "first": history[0] if history else None, "last": history[-1] if history else None,
+               "first": first, "last": last, "skipped_steps": skipped,
                "seconds": time.perf_counter() - t_start, "processes": world,
                "mixed_precision": accelerator.mixed_precision, "device": str(accelerator.device)}
     if accelerator.is_main_process:
-        save_checkpoint(job.out_dir, steps, model, loop.optimizer, loop.scheduler,
-                        {"step": steps, "tokens_seen": tokens_seen, "fingerprint": job.run_config.get("fingerprint")},
-                        cfg.keep_checkpoints)
-        save_final(job.out_dir, model, job.tokenizer, {**job.run_config, "summary": summary})
+        try:
+            save_checkpoint(job.out_dir, steps, model, loop.optimizer, loop.scheduler,
+                            _state(steps, tokens_seen, skipped, job, first, last, loop.schedule), cfg.keep_checkpoints)
+            save_final(job.out_dir, model, job.tokenizer, {**job.run_config, "summary": summary})
+        except OSError as e:
+            from sadcli.fsutil import os_error
+
+            raise os_error(e, job.out_dir, "cannot save the student") from None
     if job.report_to:
         accelerator.end_training()
     return summary

@@ -9,7 +9,9 @@ Violations (each counted per trajectory and in total; ``sad mask-check --strict`
 - ``eot``: chat rendering only — an assistant turn has no end-of-turn token, or it is not labeled action;
 - ``empty-span``: a span with visible text received no token;
 - ``decode``: the decoded tokens of a span differ from the span's text (whitespace ignored);
-- ``act-truncated``: ``--max-length`` cut every action token of the trajectory.
+- ``act-truncated``: ``--max-length`` cut every action token of the trajectory;
+- ``span-step`` / ``span-text``: a span claims a step that does not exist, or its text is not the
+  marker plus the step field it claims (:mod:`sadcli.masks.spancheck`; records with ``steps`` only).
 
 Notes (counted, not violations): tokens straddling a span boundary (resolved by the documented rule in
 :mod:`sadcli.masks.align`), reasoning/action tokens lost to truncation.
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from sadcli.labels import ACT, IGNORE_INDEX, LABEL_TO_KIND, OBS, PROMPT, REASON
+from sadcli.masks.spancheck import SPAN_CHECKS, check_spans
 from sadcli.masks.types import MaskedExample
 
 CHECKS: dict[str, str] = {
@@ -36,6 +39,7 @@ CHECKS: dict[str, str] = {
     "empty-span": "span with text received no token",
     "decode": "decoded span tokens differ from span text",
     "act-truncated": "every action token cut by --max-length",
+    **SPAN_CHECKS,
 }
 _WS = re.compile(r"\s+")
 
@@ -83,8 +87,7 @@ class Auditor:
         a = ex.alignment
         if a is None or not a.rendered.eot:
             return set()
-        lo, hi = a.kept
-        ts = a.token_span[lo:hi]
+        ts = a.token_span[a.index()]
         return set(np.flatnonzero(np.isin(ts, a.rendered.eot)).tolist())
 
     def _check_spans(self, ex: MaskedExample) -> list[Violation]:
@@ -92,6 +95,9 @@ class Auditor:
         assert a is not None
         r, lo, hi = a.rendered, a.kept[0], a.kept[1]
         out: list[Violation] = []
+        if ex.window is not None and ex.window.index > 0:
+            # step windows share one full encoding: its spans are decoded once, with the first window
+            return self._check_eot(ex) if self.render == "chat" else out
         for src in ex.stats.empty_spans:
             j = r.sources.index(src)
             out.append(Violation(ex.id, "empty-span", None, r.starts[j],
@@ -113,7 +119,7 @@ class Auditor:
         for (j, first), got in zip(todo, self._decode_batch(seqs) if seqs else [], strict=False):
             want = r.text[r.starts[j]:r.ends[j]]
             if _WS.sub("", got) != _WS.sub("", want):
-                out.append(Violation(ex.id, "decode", first - lo, r.starts[j],
+                out.append(Violation(ex.id, "decode", None if ex.window else first - lo, r.starts[j],
                                      f"{LABEL_TO_KIND[r.labels[j]]} span {r.sources[j]}: decoded "
                                      f"{_clip(got)!r} != text {_clip(want)!r}"))
         if self.render == "chat":
@@ -123,9 +129,11 @@ class Auditor:
     def _check_eot(self, ex: MaskedExample) -> list[Violation]:
         a = ex.alignment
         assert a is not None
-        r, lo, hi = a.rendered, a.kept[0], a.kept[1]
+        r = a.rendered
+        where = {int(p): i for i, p in enumerate(a.index().tolist())}      # full position -> example position
+        w = ex.window
         out = []
-        if len(r.eot) < len(r.turn_ends):
+        if len(r.eot) < len(r.turn_ends) and (w is None or w.index == 0):
             missing = len(r.turn_ends) - len(r.eot)
             out.append(Violation(ex.id, "eot", None, r.turn_ends[-1],
                                  f"{missing} assistant turn(s) have no end-of-turn special token "
@@ -137,10 +145,22 @@ class Auditor:
                                      f"end-of-turn {r.text[r.starts[j]:r.ends[j]]!r} got no token"))
                 continue
             for t in toks.tolist():
-                if lo <= t < hi and ex.token_labels[t - lo] != ACT:
-                    out.append(Violation(ex.id, "eot", t - lo, r.starts[j],
-                                         f"end-of-turn token labeled {LABEL_TO_KIND.get(ex.token_labels[t - lo])}"))
+                if w is not None and not w.target[0] <= t < w.target[1]:
+                    continue  # context of a step window: unsupervised by design
+                i = where.get(t)
+                if i is not None and ex.token_labels[i] != ACT:
+                    out.append(Violation(ex.id, "eot", i, r.starts[j],
+                                         f"end-of-turn token labeled {LABEL_TO_KIND.get(ex.token_labels[i])}"))
         return out
+
+
+def span_violations(rec: dict, rid: str) -> list[Violation]:
+    """``span-step`` / ``span-text`` violations of one segmented record (empty without ``steps``)."""
+    out = []
+    for p in check_spans(rec):
+        sp = rec["spans"][p.span]
+        out.append(Violation(rid, p.check, None, sp.get("start"), p.message()))
+    return out
 
 
 def check_labels(ex: MaskedExample, special_ids: frozenset[int] | set[int] = frozenset(),

@@ -42,6 +42,13 @@ class MaskReport:
     trajectories_by_check: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CHECKS})
     violations: list[Violation] = field(default_factory=list)
     rejected: int = 0
+    unchecked_spans: int = 0          # records without ``steps``: span contents not checked
+    records: int = 0                  # input records (examples = records + extra step windows)
+    windowed_records: int = 0         # records cut into step windows (window="steps")
+    windows: int = 0                  # examples those records became
+    max_windows: int = 0
+    context_tokens: int = 0           # unsupervised earlier-step context tokens in windows
+    split_steps: int = 0              # steps longer than a window's budget, split
 
     @property
     def total_violations(self) -> int:
@@ -49,6 +56,15 @@ class MaskReport:
 
     def add(self, ex: MaskedExample, violations: list[Violation]) -> None:
         self.examples += 1
+        w = ex.window
+        first = w is None or w.index == 0
+        self.records += first
+        if w is not None:
+            self.windowed_records += first
+            self.windows += 1
+            self.max_windows = max(self.max_windows, w.count)
+            self.context_tokens += ex.stats.context_tokens
+            self.split_steps += ex.stats.split_steps
         labels = np.asarray(ex.token_labels, dtype=np.int64)
         att = np.asarray(ex.attention_mask, dtype=np.int64) == 1
         for lab in self.tokens:
@@ -65,10 +81,9 @@ class MaskReport:
             r = a.rendered
             counts = np.bincount(a.token_span[a.token_span >= 0], minlength=len(r.starts))
             for j, src in enumerate(r.sources):
-                if src >= 0:
+                if src >= 0 and first:
                     self.span_lengths[LABEL_TO_KIND[r.labels[j]]].append(int(counts[j]))
-            lo, hi = a.kept
-            kept_span = a.token_span[lo:hi]
+            kept_span = a.token_span[a.index()]
             template = np.isin(kept_span, [j for j, s in enumerate(r.sources) if s < 0 and r.labels[j] == PROMPT])
             self.template_tokens += int(template.sum())
             self.eot_tokens += int(np.isin(kept_span, r.eot).sum()) if r.eot else 0
@@ -91,14 +106,20 @@ class MaskReport:
                 "span_lengths": {k: span_stats(v) for k, v in self.span_lengths.items()},
                 "straddling": self.straddling, "truncated_examples": self.truncated_examples,
                 "truncated_reason": self.truncated_reason, "truncated_act": self.truncated_act,
-                "violations": dict(self.by_check), "rejected": self.rejected}
+                "violations": dict(self.by_check), "rejected": self.rejected,
+                "records": self.records, "windows": {
+                    "records": self.windowed_records, "examples": self.windows, "max_per_record": self.max_windows,
+                    "per_record": (self.windows / self.windowed_records) if self.windowed_records else 0.0,
+                    "context_tokens": self.context_tokens, "split_steps": self.split_steps},
+                "unchecked_spans": self.unchecked_spans}
 
     def render_to(self, console: Any, *, max_listed: int = 50) -> None:
         from rich.table import Table
 
         s = self.summary()
         total = s["total_tokens"] or 1
-        t = Table(title=f"Tokens per kind ({self.examples} trajectories, render={self.render})",
+        n = f"{self.records} trajectories" + (f", {self.examples} examples" if self.examples != self.records else "")
+        t = Table(title=f"Tokens per kind ({n}, render={self.render})",
                   title_justify="left")
         for col in ("kind", "tokens", "share", "loss"):
             t.add_column(col, justify="left" if col in ("kind", "loss") else "right")
@@ -133,7 +154,13 @@ class MaskReport:
                       f"(labeled by their first non-space character); truncation cut "
                       f"{self.truncated_reason} reasoning and {self.truncated_act} action token(s) in "
                       f"{self.truncated_examples} trajectories"
-                      + (f"; {self.rejected} record(s) rejected" if self.rejected else ""), highlight=False)
+                      + (f"; {self.rejected} record(s) rejected" if self.rejected else "")
+                      + (f"; {self.windowed_records} record(s) longer than --max-length became {self.windows} step "
+                         f"windows ({self.windows / self.windowed_records:.2f} per record, at most {self.max_windows}; "
+                         f"{self.context_tokens} unsupervised context tokens; {self.split_steps} over-long step(s) "
+                         "split)" if self.windowed_records else "")
+                      + (f"; span contents of {self.unchecked_spans} record(s) not checked (no steps)"
+                         if self.unchecked_spans else ""), highlight=False)
         for v in self.violations[:max_listed]:
             console.print(f"[red]{v.check}[/] {v.id}: {v.where()}: {v.detail}", highlight=False, soft_wrap=True)
         more = self.total_violations - min(len(self.violations), max_listed)

@@ -8,16 +8,25 @@ log-probabilities of every generated token are kept with the step (``step["logpr
 distillation later. A request that fails (connection error, timeout, HTTP 429/5xx) is retried with
 exponential backoff; after ``retries`` failures that episode fails, not the run. All active episodes
 are requested concurrently.
+
+Security and robustness: redirects are never followed (a 3xx is an error naming the status, so the
+key is never re-sent to another host); every error text that can reach stderr, logs or an output
+record's ``meta.error`` is scrubbed of the key; ``timeout`` bounds the whole request (connect, headers
+and body together: a server trickling bytes is cut off and retried like any timeout); options are
+type-checked when the teacher is built (``timeout=abc`` is an error before any episode runs).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import http.client
 import json
 import os
 import random
+import socket
+import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -58,6 +67,44 @@ class OpenAIOptions:
     examples: bool = True             # include the environment's few-shot examples
     concurrency: int = 16
 
+    def __post_init__(self) -> None:
+        """Type- and range-check every option (values from ``--teacher-opt`` arrive parsed or as text)."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            want = {"str": str, "float": float, "int": int, "bool": bool}[str(f.type)]
+            ok = (isinstance(v, want) and not (want is not bool and isinstance(v, bool))) or \
+                (want is float and isinstance(v, int) and not isinstance(v, bool))
+            if not ok:
+                raise InputError(f"teacher option {f.name}={v!r} must be {_TYPE_WORDS[want]}",
+                                 hint=f"e.g. --teacher-opt {f.name}={_EXAMPLES.get(f.name, f.default)}")
+            if want is float:
+                setattr(self, f.name, float(v))
+        checks = {"timeout": self.timeout > 0, "retries": self.retries >= 0, "backoff": self.backoff >= 0,
+                  "concurrency": self.concurrency >= 1, "max_tokens": self.max_tokens >= 1,
+                  "logprobs": self.logprobs >= 0, "temperature": self.temperature >= 0,
+                  "top_p": 0 < self.top_p <= 1}
+        for name, good in checks.items():
+            if not good:
+                raise InputError(f"teacher option {name}={getattr(self, name)!r} is out of range",
+                                 hint=f"e.g. --teacher-opt {name}={_EXAMPLES.get(name)}")
+        if self.api not in ("chat", "completions"):
+            raise InputError(f"unknown api {self.api!r}", hint="use --teacher-opt api=chat or api=completions")
+
+
+_TYPE_WORDS = {str: "text", float: "a number", int: "an integer", bool: "true or false"}
+_EXAMPLES = {"timeout": 60, "retries": 4, "backoff": 1.0, "concurrency": 16, "max_tokens": 256, "logprobs": 5,
+             "temperature": 0.7, "top_p": 0.9, "api": "chat", "api_key_env": "MY_KEY", "examples": "false"}
+REDACTED = "[REDACTED]"
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` (and its URL-encoded form) replaced."""
+    if not secret:
+        return text
+    for form in {secret, urllib.parse.quote(secret, safe="")}:
+        text = text.replace(form, REDACTED)
+    return text
+
 
 def _normalize_logprobs(choice: dict, api: str) -> list | None:
     lp = choice.get("logprobs")
@@ -93,8 +140,6 @@ class OpenAITeacher:
     def __init__(self, spec: str, options: OpenAIOptions | None = None, **kw):
         self.base_url, self.model = parse_spec(spec)
         self.opts = options or OpenAIOptions(**kw)
-        if self.opts.api not in ("chat", "completions"):
-            raise InputError(f"unknown api {self.opts.api!r}", hint="use chat or completions")
         self.name = f"openai:{self.model}"
         self._key = os.environ.get(self.opts.api_key_env) or None
 
@@ -102,31 +147,83 @@ class OpenAITeacher:
         return f"OpenAITeacher({self.base_url!r}, {self.model!r})"
 
     # -- HTTP ---------------------------------------------------------------------------------------
+    def _request(self, path: str, data: bytes, headers: dict) -> tuple[int, dict, bytes]:
+        """One POST with a deadline over the whole exchange; ``(status, headers, body)``.
+
+        http.client never follows redirects. A watchdog shuts the socket down at the deadline, which
+        wakes a blocked read: a slow or trickling server cannot hold a request past ``timeout``.
+        """
+        url = urllib.parse.urlsplit(self.base_url + path)
+        cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        timeout = self.opts.timeout
+        conn = cls(url.hostname, url.port, timeout=timeout)
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        watchdog = threading.Timer(timeout, cut)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            target = url.path + (f"?{url.query}" if url.query else "")
+            conn.request("POST", target, body=data, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+            if expired.is_set():
+                raise TimeoutError(f"timed out after {timeout:g} s")
+            return resp.status, dict(resp.getheaders()), body
+        except (OSError, http.client.HTTPException) as e:
+            if expired.is_set():
+                raise TimeoutError(f"timed out after {timeout:g} s") from None
+            raise e
+        finally:
+            watchdog.cancel()
+            conn.close()
+
     def _post(self, path: str, payload: dict) -> dict:
         data = json.dumps(payload).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
+        where = f"{self.base_url}{path}"
         last = "no attempt"
         for attempt in range(self.opts.retries + 1):
             if attempt:
                 delay = self.opts.backoff * (2 ** (attempt - 1))
                 time.sleep(delay * (0.75 + 0.5 * random.random()))
-            req = urllib.request.Request(self.base_url + path, data=data, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(req, timeout=self.opts.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code} from {self.base_url}{path}"
-                if e.code not in RETRY_STATUS:
-                    body = e.read()[:300].decode("utf-8", "replace")
-                    raise EndpointError(f"{last}: {body}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-                reason = getattr(e, "reason", e)
-                last = f"{type(reason).__name__ if not isinstance(reason, str) else 'URLError'}: {reason}"
-            except json.JSONDecodeError:
-                last = f"invalid JSON from {self.base_url}{path}"
-        raise EndpointError(f"{last} (gave up after {self.opts.retries + 1} attempts)")
+                status, resp_headers, body = self._request(path, data, headers)
+            except TimeoutError as e:
+                last = f"TimeoutError: {e or 'timed out'}"
+                continue
+            except (OSError, http.client.HTTPException) as e:
+                last = f"{type(e).__name__}: {e}"
+                continue
+            if 300 <= status < 400:
+                raise EndpointError(self._scrub(
+                    f"HTTP {status} redirect from {where} (to {resp_headers.get('Location', '?')}) not followed: "
+                    "give the final URL in the teacher spec"))
+            if status >= 400:
+                last = f"HTTP {status} from {where}"
+                if status not in RETRY_STATUS:
+                    text = body[:300].decode("utf-8", "replace")
+                    raise EndpointError(self._scrub(f"{last}: {text}"))
+                continue
+            try:
+                return json.loads(body.decode("utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                last = f"invalid JSON from {where}"
+        raise EndpointError(self._scrub(f"{last} (gave up after {self.opts.retries + 1} attempts)"))
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text, self._key)
 
     def complete(self, st: EpisodeState) -> Decision:
         o = self.opts
@@ -149,7 +246,7 @@ class OpenAITeacher:
             choice = resp["choices"][0]
             text = choice["message"]["content"] if o.api == "chat" else choice["text"]
         except EndpointError as e:
-            return Decision("", error=str(e))
+            return Decision("", error=self._scrub(str(e)))
         except (KeyError, IndexError, TypeError):
             return Decision("", error=f"unexpected response shape from {self.base_url}{path}")
         text = _cut_at_stop(text or "", stops)
