@@ -158,11 +158,11 @@ class OpenAITeacher:
         timeout = self.opts.timeout
         conn = cls(url.hostname, url.port, timeout=timeout)
         expired = threading.Event()
+        held: list[socket.socket] = []  # the socket, kept: the response may take it over from conn
 
         def cut() -> None:
             expired.set()
-            sock = conn.sock
-            if sock is not None:
+            for sock in held or ([conn.sock] if conn.sock is not None else []):
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
@@ -172,6 +172,11 @@ class OpenAITeacher:
         watchdog.daemon = True
         watchdog.start()
         try:
+            conn.connect()
+            if conn.sock is not None:
+                held.append(conn.sock)
+            if expired.is_set():
+                raise TimeoutError(f"timed out after {timeout:g} s")
             target = url.path + (f"?{url.query}" if url.query else "")
             conn.request("POST", target, body=data, headers=headers)
             resp = conn.getresponse()

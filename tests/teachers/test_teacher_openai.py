@@ -166,3 +166,134 @@ def test_spec_parsing():
         make_teacher("openai:http://h/v1#m", colour="red")
     with pytest.raises(InputError, match="unknown teacher"):
         make_teacher("gpt4")
+
+
+# --- issue 9, item 5: the key never leaves for another host or lands in a record; whole-request timeout
+
+def _serve_handler(handler_cls):
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+def _state():
+    from sadcli.agent.loop import EpisodeState
+    from sadcli.envs.base import PromptTemplate, Task
+
+    return EpisodeState(task=Task("counter", "train", "2", 0, {}), env="counter",
+                        prompt=PromptTemplate("Count.", []), task_text="Count to 2.")
+
+
+def _quiet_handler(**methods):
+    return type("H", (BaseHTTPRequestHandler,), {"log_message": lambda self, *a: None, **methods})
+
+
+def test_redirect_is_not_followed_and_the_key_is_not_resent(monkeypatch):
+    seen = []
+
+    def target_any(self):
+        seen.append((self.command, self.headers.get("Authorization")))
+        self.send_response(200)
+        self.end_headers()
+
+    target, target_url = _serve_handler(_quiet_handler(do_GET=target_any, do_POST=target_any))
+
+    def redirect(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(302)
+        self.send_header("Location", target_url + "/steal")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    origin, origin_url = _serve_handler(_quiet_handler(do_POST=redirect))
+    try:
+        monkeypatch.setenv("MY_KEY", KEY)
+        t = make_teacher(f"openai:{origin_url}/v1#m", api_key_env="MY_KEY", retries=0)
+        d = t.act([_state()])[0]
+        assert seen == []                                   # main: GET /steal with "Bearer sk-test-SECRET-123"
+        assert "HTTP 302" in d.error and "not followed" in d.error and KEY not in d.error
+    finally:
+        for s in (origin, target):
+            s.shutdown()
+            s.server_close()
+
+
+def test_key_echoed_in_an_error_body_is_scrubbed_from_meta_error(monkeypatch, tmp_path):
+    def echo(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = f"unauthorized: you sent {self.headers.get('Authorization')}".encode()
+        self.send_response(401)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    srv, url = _serve_handler(_quiet_handler(do_POST=echo))
+    try:
+        monkeypatch.setenv("MY_KEY", KEY)
+        out = tmp_path / "c.jsonl"
+        from typer.testing import CliRunner
+
+        from sadcli.cli import app
+
+        r = CliRunner().invoke(app, ["collect", "--env", COUNTER, "--env-opt", "games=1", "-n", "1", "-o", str(out),
+                                     "--teacher", f"openai:{url}/v1#m", "--teacher-opt", "api_key_env=MY_KEY",
+                                     "--teacher-opt", "retries=0"])
+        assert r.exit_code == 0, r.output
+        text = out.read_text()
+        assert "HTTP 401" in text and "[REDACTED]" in text
+        assert KEY not in text and KEY not in r.output            # main: the key in meta.error
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_timeout_bounds_the_whole_request_against_a_trickling_server():
+    import time
+
+    calls, sent = [], []
+
+    def trickle(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        calls.append(1)
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        n = 0
+        try:
+            for _ in range(40):                                   # one byte every 0.5 s: 20 s in all
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                n += 1
+                time.sleep(0.5)
+        except OSError:
+            pass
+        sent.append(n)
+
+    srv, url = _serve_handler(_quiet_handler(do_POST=trickle))
+    try:
+        t = make_teacher(f"openai:{url}/v1#m", timeout=1.5, retries=1, backoff=0.01)
+        d = t.act([_state()])[0]
+        assert "TimeoutError" in d.error and "2 attempts" in d.error   # main: no timeout (each byte < 1.5 s)
+        assert len(calls) == 2                                         # retried like any timeout
+        deadline = time.monotonic() + 30
+        while len(sent) < 2 and time.monotonic() < deadline:          # the server notices the cut
+            time.sleep(0.1)
+        assert len(sent) == 2 and max(sent) < 40                       # neither request ran to its end
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_teacher_options_are_validated_before_any_episode(tmp_path):
+    from typer.testing import CliRunner
+
+    from sadcli.cli import app
+
+    out = tmp_path / "c.jsonl"
+    for bad, word in (("timeout=abc", "must be a number"), ("retries=-1", "out of range"),
+                      ("concurrency=0", "out of range"), ("api=soap", "unknown api")):
+        r = CliRunner().invoke(app, ["collect", "--env", COUNTER, "-n", "2", "-o", str(out),
+                                     "--teacher", "openai:http://127.0.0.1:9/v1#m", "--teacher-opt", bad])
+        assert r.exit_code == 1 and "Error:" in r.stderr and word in r.stderr, (bad, r.output)
+        assert "Traceback" not in r.output
+        assert not out.exists()
