@@ -7,8 +7,13 @@ option, else ``$ALFWORLD_DATA``. Like ALFWorld itself, only playable games are l
 out-of-distribution test set).
 
 Each reset registers the game with ``textworld.gym`` behind ALFWorld's wrappers (``AlfredDemangler``,
-``AlfredInfos``, ``AlfredExpert(HANDCODED)``); the expert's next action is ``extra.expert_plan``;
-success is ``won``. Observations are cleaned as in ReAct: no welcome banner, no ``You arrive at loc N.``
+``AlfredInfos``); success is ``won``. Observations are cleaned as in ReAct: no welcome banner, no
+``You arrive at loc N.``
+
+The expert (``expert`` option): ``search`` (default), a systematic searcher that acts only on what it
+has observed plus commonsense priors (:mod:`sadcli.envs.alfworld_expert`); or ``handcoded``, ALFWorld's
+own ``AlfredExpert(HANDCODED)`` (its ``extra.expert_plan``), which reads the game state and may loop.
+The step budget is 50, as in ReAct's ALFWorld runs.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import json
 import os
 import random
 import re
+from collections import Counter
 
+from sadcli.envs.alfworld_expert import SearchExpert, search_order, train_prior
 from sadcli.envs.base import BaseEnv, PromptTemplate, Task, Transition, first_line
 from sadcli.errors import InputError
 
@@ -69,6 +76,15 @@ EXAMPLE = {
          "observation": "You put the apple 2 in/on the fridge 1."},
     ],
 }
+
+_ROOM_LIST = re.compile(r"\ban? ([a-z]+ \d+)")
+
+
+def receptacles_in(first_observation: str) -> list[str]:
+    """The receptacles the room description lists (``you see a cabinet 2, a cabinet 1, ...``), in order."""
+    head = first_observation.split("Your task is to", 1)[0]
+    return _ROOM_LIST.findall(head)
+
 
 _BANNER = re.compile(r"^-= Welcome to TextWorld, ALFRED! =-\s*", re.S)
 _ARRIVE = re.compile(r"You arrive at loc \d+\.\s*")
@@ -151,10 +167,15 @@ class ALFWorldEnv(BaseEnv):
     name = "alfworld"
     splits = SPLITS
     default_split = "valid_unseen"
-    max_steps = 150
+    max_steps = 50
     prompt = PromptTemplate(INSTRUCTION, [EXAMPLE])
 
-    def __init__(self, data_dir: str | None = None, task_types=None, max_steps: int | None = None):
+    def __init__(self, data_dir: str | None = None, task_types=None, max_steps: int | None = None,
+                 expert: str = "search"):
+        if expert not in ("search", "handcoded"):
+            raise InputError(f"unknown ALFWorld expert {expert!r}", hint="use expert=search or expert=handcoded")
+        self.expert = expert
+        self._search: SearchExpert | None = None
         self.root = find_data_dir(data_dir)
         os.environ.setdefault("ALFWORLD_DATA", self.root)
         self.task_types = task_types
@@ -204,8 +225,12 @@ class ALFWorldEnv(BaseEnv):
         game = os.path.join(self.root, "json_2.1.1", task.split, task.game, "game.tw-pddl")
         if not os.path.exists(game):
             raise InputError(f"no ALFWorld game {task.split}/{task.game}", hint=f"looked for {game}")
-        infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=["gamefile", "expert_plan"])
-        wrappers = [AlfredDemangler(), AlfredInfos, AlfredExpert(AlfredExpertType.HANDCODED)]
+        handcoded = self.expert == "handcoded"
+        infos = textworld.EnvInfos(won=True, admissible_commands=True,
+                                   extras=["gamefile", "expert_plan"] if handcoded else ["gamefile"])
+        wrappers = [AlfredDemangler(), AlfredInfos]
+        if handcoded:
+            wrappers.append(AlfredExpert(AlfredExpertType.HANDCODED))
         env_id = textworld.gym.register_games([game], infos, batch_size=1, asynchronous=False,
                                               max_episode_steps=10_000, wrappers=wrappers)
         self._env = textworld.gym.make(env_id)
@@ -218,13 +243,24 @@ class ALFWorldEnv(BaseEnv):
                        "receptacle": task.meta.get("receptacle"), "toggle": tog,
                        "object_places": rules.get(obj, []),
                        "toggle_places": rules.get(tog, []) if tog else []}
-        return clean_observation(obs[0])
+        text = clean_observation(obs[0])
+        self._search = None
+        if not handcoded:
+            room = receptacles_in(text)
+            total, per_game = train_prior(self.root)
+            prior = total - Counter(per_game.get(os.path.abspath(game), set()))  # leave this game out
+            orders = {t: search_order(room, t, rules.get(t), prior) for t in (obj, tog) if t}
+            self._search = SearchExpert(self._state, room, orders)
+            self._search.observe(None, text, self.admissible_actions())
+        return text
 
     def step(self, action: str) -> Transition:
         assert self._env is not None, "reset() first"
         obs, score, done, info = self._env.step([action])
         self._info = info
         text = clean_observation(obs[0])
+        if self._search is not None:
+            self._search.observe(action, text, self.admissible_actions())
         won = bool(info["won"][0])
         return Transition(text, 1.0 if won else 0.0, bool(done[0]) or won,
                           {"won": won, "invalid": text == "Nothing happens."})
@@ -234,6 +270,8 @@ class ALFWorldEnv(BaseEnv):
         return list(cmds[0]) if cmds else None
 
     def expert_action(self) -> str | None:
+        if self._search is not None:
+            return self._search.next_action()
         plan = self._info.get("extra.expert_plan")
         try:
             return plan[0][0]
@@ -250,7 +288,10 @@ class ALFWorldEnv(BaseEnv):
         return " ".join(line.split()) or None
 
     def state_info(self) -> dict:
-        return dict(self._state)
+        out = dict(self._state)
+        if self._search is not None:
+            out["intent"] = self._search.intent()
+        return out
 
     def close(self) -> None:
         self._close_game()

@@ -3,9 +3,11 @@
 Games: ``twc`` (TextWorld Commonsense: put misplaced items where they belong — the closest to
 ALFWorld, the default), ``cookingworld``, ``coin``, ``mapreader``, ``sorting``, ``arithmetic``,
 ``simonsays``, ``peckingorder``. Folds ``train`` / ``dev`` / ``test`` use the game's own disjoint seed
-ranges (``getValidSeedsTrain()``...). The expert follows the gold action path
-(``generateGoldPath=True``) without its random back-and-forth moves; success is ``tasksuccess``; the
-reward is the normalized score (0–1).
+ranges (``getValidSeedsTrain()``...). Success is ``tasksuccess``; the reward is the normalized score (0–1).
+
+The expert: for ``twc`` a deterministic player that acts on what it has observed and knows only the goal
+(:mod:`sadcli.envs.twc_expert`); for the other games the game's gold action path
+(``generateGoldPath=True``) without its random back-and-forth moves, the shortest of ``gold_samples``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 
 from sadcli.envs.base import BaseEnv, GoldPath, PromptTemplate, Task, Transition, first_line
+from sadcli.envs.twc_expert import TWCExpert, goal_from_gold
 from sadcli.errors import InputError
 
 GAMES = ("twc", "cookingworld", "coin", "mapreader", "sorting", "arithmetic", "simonsays", "peckingorder")
@@ -89,6 +92,7 @@ class TWXEnv(BaseEnv):
                              hint="pip install 'textworld-express==1.1.0' (needs Java 17)") from None
         self._env = TextWorldExpressEnv(envStepLimit=100_000)
         self._gold = GoldPath()
+        self._twc: TWCExpert | None = None
         self._info: dict = {}
         self._seeds: dict[str, list[int]] = {}
 
@@ -106,8 +110,19 @@ class TWXEnv(BaseEnv):
                 for s in self._seeds[split]]
 
     def reset(self, task: Task) -> str:
+        if task.game == "twc":
+            # the goal (object -> receptacle) is the same in every gold path; the actions are our own
+            obs, info = self._env.reset(seed=task.seed, gameFold=task.split, gameName=task.game,
+                                        gameParams=task.meta.get("game_params", self.game_params),
+                                        generateGoldPath=True)
+            self._twc = TWCExpert(goal_from_gold(list(self._env.getGoldActionSequence())))
+            self._twc.observe(None, obs, info.get("validActions"))
+            self._gold = GoldPath()
+            self._info = info
+            return f"{obs.strip()}\n\n{info.get('taskDescription', '').strip()}".strip()
+        self._twc = None
         # The gold agent explores in a random order, so the same seed gives different gold paths; take
-        # the shortest of a few (ties: alphabetical) so that an episode is the same from run to run.
+        # the shortest of a few (ties: alphabetical) so that an episode is usually the same from run to run.
         best = None
         for _ in range(max(1, self.gold_samples)):
             obs, info = self._env.reset(seed=task.seed, gameFold=task.split, gameName=task.game,
@@ -124,6 +139,8 @@ class TWXEnv(BaseEnv):
     def step(self, action: str) -> Transition:
         obs, reward, done, info = self._env.step(action)
         self._gold.advance(action)
+        if self._twc is not None:
+            self._twc.observe(action, obs, info.get("validActions"))
         self._info = info
         won = bool(info.get("tasksuccess"))
         return Transition(obs.strip(), float(reward or 0.0), bool(done) or won,
@@ -135,9 +152,14 @@ class TWXEnv(BaseEnv):
         return list(acts) if acts else None
 
     def expert_plan(self) -> list[str] | None:
+        if self._twc is not None:
+            a = self._twc.next_action()
+            return [a] if a else None
         return self._gold.plan()
 
     def expert_action(self) -> str | None:
+        if self._twc is not None:
+            return self._twc.next_action()
         return self._gold.next_action()
 
     def success(self) -> bool:
@@ -148,7 +170,12 @@ class TWXEnv(BaseEnv):
         return " ".join(line.split()) or None
 
     def state_info(self) -> dict:
-        return {"game": self.game, "inventory": self._info.get("inventory", "")}
+        out = {"game": self.game, "inventory": self._info.get("inventory", "")}
+        if self._twc is not None:
+            out["intent"] = self._twc.intent()
+            # commonsense the expert acts on, for the objects the agent has seen so far
+            out["belongs"] = {o: r for o, (_p, r) in self._twc.goal.items()}
+        return out
 
     def close(self) -> None:
         try:
