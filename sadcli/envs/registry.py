@@ -24,6 +24,7 @@ BUILTIN: dict[str, str] = {
     "twx": "sadcli.envs.twx:make",
     "scienceworld": "sadcli.envs.scienceworld:make",
     "wikiqa": "sadcli.envs.wikiqa:make",
+    "webshop": "sadcli.envs.webshop:make",
 }
 
 REQUIRED = ("tasks", "reset", "step", "close")

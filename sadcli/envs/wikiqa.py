@@ -2,33 +2,47 @@
 
 Actions, as in ReAct (Yao et al. 2023):
 
-- ``search[entity]`` — the first sentences of the page titled ``entity``; when no title matches, the
-  best matching page by BM25 over title and text if it shares at least half of the query's content
-  words, else ``Could not find [entity]. Similar: [...]`` with the closest titles;
+- ``search[entity]`` — the first sentences (5) of the page titled ``entity`` (case and punctuation do not
+  matter); when no title matches, the best BM25 page if it contains every content word of the query (as
+  Wikipedia's search goes straight to a page it is sure of; ``match_words=0.5`` lowers that to half the
+  words), else ``Could not find [entity]. Similar: [...]`` with the five closest titles (BM25 over titles,
+  their character trigrams and first sentences);
 - ``lookup[keyword]`` — the next sentence of the current page that contains ``keyword``
-  (``(Result i / n) ...``);
-- ``finish[answer]`` — ends the episode; reward = exact match with the gold answer (HotPotQA
-  normalization), ``info["f1"]`` = token F1.
+  (``(Result i / n) ...``, then ``No more results.``);
+- ``finish[answer]`` — ends the episode: ``Episode finished, reward = True|False`` (FireAct's words);
+  the reward is exact match with the gold answer after HotPotQA's normalization, ``info["f1"]`` its token F1.
 
-The corpus is a JSONL (or JSON array) of ``{"title", "text"}`` records, e.g. the HotPotQA
-introductory-paragraph dump; questions are a JSON array / JSONL of ``{"question", "answer"}``
-(like ``hotpotqa_dev_questions.json``). Both are loaded in memory. There is no expert.
+Two sources:
+
+- ``corpus="hotpotqa"`` (``--corpus hotpotqa``): the built-in loader for HotPotQA's distractor-setting files
+  in ``data_dir`` (``--data-dir`` or ``$HOTPOTQA_DATA``): ``train_distractor_800.jsonl`` and
+  ``dev_distractor_200.jsonl``. Their context paragraphs (title -> sentences, 9,749 distinct pages) are the
+  corpus; splits ``train`` (800 questions, teacher data, the default) and ``dev`` (200, evaluation). An
+  expert follows the supporting facts (see :meth:`WikiQAEnv.expert_plan`). Step cap 7, as in ReAct.
+- any corpus file of ``{"title", "text"}`` records (``text`` a string or a list of sentences) and a
+  questions file of ``{"question", "answer"}`` records (e.g. ``hotpotqa_dev_questions.json``; every question
+  in every split name unless records carry ``"split"``). No expert.
+
+The task text is the bare question, as in FireAct's fine-tuning data (the first user turn), and the turns
+are ``Thought: ...`` / ``Action: search[...]`` / ``Observation: ...`` as there, so a model fine-tuned on
+FireAct acts here as is.
 """
 
 from __future__ import annotations
 
 import collections
-import math
+import functools
 import os
 import re
 import string
 from collections.abc import Iterable
 
-from sadcli.envs.base import BaseEnv, PromptTemplate, Task, Transition
+from sadcli.envs.base import BaseEnv, GoldPath, PromptTemplate, Task, Transition
 from sadcli.errors import InputError
 from sadcli.jsonl import read_records
 
 ACTION_RE = re.compile(r"^\s*(search|lookup|finish)\s*\[(.*)\]\s*\.?\s*$", re.I | re.S)
+HOTPOTQA_FILES = {"train": "train_distractor_800.jsonl", "dev": "dev_distractor_200.jsonl"}
 
 _WORD = re.compile(r"\w+", re.U)
 _STOP = frozenset("a an the of in on at to for and or is was were are be by with from as what which who whom "
@@ -62,51 +76,84 @@ def f1_score(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_ABBREV = re.compile(r"(?:\b[A-Z]|\b(?:Jr|Sr|Mr|Mrs|Ms|Dr|St|Mt|Ft|Gen|Col|Lt|Sgt|Capt|Rev|Prof|Inc|Co|Corp|Ltd|No|vs|"
+                     r"U\.S|U\.K))\.$")
+
+
 def sentences(text: str) -> list[str]:
-    """Split a paragraph into sentences (on ``. `` followed by a capital, like ReAct's wikienv)."""
-    out = []
+    """Split a paragraph into sentences: at ``. `` + a capital (as ReAct's wikienv), not after an initial
+    (``K. A. Applegate``) or a common abbreviation (``Jr.``, ``St.``, ``U.S.``)."""
+    out: list[str] = []
     for para in text.split("\n"):
         para = para.strip()
         if not para:
             continue
-        for s in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])", para):
-            if s.strip():
-                out.append(s.strip())
+        parts: list[str] = []
+        for piece in _SENT_END.split(para):
+            if parts and _ABBREV.search(parts[-1]):
+                parts[-1] += " " + piece
+            else:
+                parts.append(piece)
+        out += [x.strip() for x in parts if x.strip()]
     return out
 
 
 def _tokens(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower())]
+    return _WORD.findall(text.lower())
 
 
-def _title_key(title: str) -> str:
+def title_key(title: str) -> str:
+    """How titles are matched: lower case, words only (``"Ed Wood (film)"`` -> ``"ed wood film"``)."""
     return " ".join(_tokens(title.replace("_", " ")))
 
 
-class Corpus:
-    """Pages by title, with a BM25 index over title + text for search fallbacks."""
+def _trigrams(title: str) -> list[str]:
+    out = []
+    for w in _tokens(title):
+        if len(w) < 3 or w in _STOP:
+            continue
+        w = f"#{w}#"
+        out += [f"tri_{w[i:i + 3]}" for i in range(len(w) - 2)]
+    return out
 
-    def __init__(self, records: Iterable[dict], k1: float = 1.2, b: float = 0.75):
+
+class Corpus:
+    """Pages (title -> sentences) with a BM25 index (``bm25s``) for similar titles and free-text queries."""
+
+    def __init__(self, records: Iterable[dict]):
         self.titles: list[str] = []
-        self.texts: list[str] = []
-        self.by_title: dict[str, int] = {}
-        postings: dict[str, dict[int, int]] = collections.defaultdict(dict)
-        self.lengths: list[int] = []
+        self.pages: list[list[str]] = []
+        self.exact: dict[str, int] = {}     # title as written -> page
+        self.by_title: dict[str, int] = {}  # title_key -> first page with that key
         for rec in records:
             title, text = str(rec["title"]), rec["text"]
-            if isinstance(text, list):  # the HotPotQA dump stores sentences as a list
-                text = "".join(text)
-            i = len(self.titles)
+            sents = [str(s).strip() for s in text if str(s).strip()] if isinstance(text, list) else sentences(str(text))
+            if title in self.exact:
+                continue
+            self.exact[title] = len(self.titles)
+            self.by_title.setdefault(title_key(title), len(self.titles))
             self.titles.append(title)
-            self.texts.append(str(text))
-            self.by_title.setdefault(_title_key(title), i)
-            toks = _tokens(title) * 2 + _tokens(str(text))
-            self.lengths.append(len(toks))
-            for w, c in collections.Counter(toks).items():
-                postings[w][i] = c
-        self.postings = dict(postings)
-        self.k1, self.b = k1, b
-        self.avg_len = (sum(self.lengths) / len(self.lengths)) if self.lengths else 1.0
+            self.pages.append(sents)
+        self._index = None
+
+    @property
+    def texts(self) -> list[str]:
+        return [" ".join(p) for p in self.pages]
+
+    @property
+    def index(self):
+        """BM25 over each page's title (twice), its title's character trigrams and its first sentence."""
+        if self._index is None:
+            from sadcli.envs.bm25 import BM25Index
+
+            docs = [" ".join([t, t, *_trigrams(t), p[0] if p else ""]) for t, p in zip(self.titles, self.pages,
+                                                                                       strict=True)]
+            self._index = BM25Index(docs, k1=1.2, b=0.75, stem=False)
+        return self._index
+
+    def _query(self, query: str) -> str:
+        return " ".join([query, *_trigrams(query)])
 
     @classmethod
     def load(cls, path: str) -> Corpus:
@@ -121,27 +168,49 @@ class Corpus:
         return len(self.titles)
 
     def lookup_title(self, title: str) -> int | None:
-        return self.by_title.get(_title_key(title))
+        """The page titled ``title``: exactly as written, else the first whose :func:`title_key` matches."""
+        i = self.exact.get(title.strip())
+        return i if i is not None else self.by_title.get(title_key(title))
 
     def rank(self, query: str, k: int = 5) -> list[tuple[int, float]]:
-        n = len(self.titles)
-        scores: dict[int, float] = collections.defaultdict(float)
-        for w in set(_tokens(query)):
-            docs = self.postings.get(w)
-            if not docs:
-                continue
-            idf = math.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5))
-            for i, tf in docs.items():
-                norm = tf + self.k1 * (1 - self.b + self.b * self.lengths[i] / self.avg_len)
-                scores[i] += idf * tf * (self.k1 + 1) / norm
-        return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        """The ``k`` pages closest to ``query`` (BM25; best first, ties by corpus order)."""
+        return self.index.top(self._query(query), k)
 
     def coverage(self, query: str, i: int) -> float:
-        """Fraction of the query's content words that occur in page ``i``."""
+        """Fraction of the query's content words that occur in page ``i`` (title or text)."""
         words = [w for w in set(_tokens(query)) if w not in _STOP] or list(set(_tokens(query)))
         if not words:
             return 0.0
-        return sum(1 for w in words if i in self.postings.get(w, {})) / len(words)
+        have = set(_tokens(self.titles[i] + " " + " ".join(self.pages[i])))
+        return sum(1 for w in words if w in have) / len(words)
+
+
+# ---------------------------------------------------------------------------------------------- HotPotQA
+def read_hotpotqa(path: str) -> list[dict]:
+    """Questions of a HotPotQA distractor-setting JSONL file (``_id``, question, answer, type, level,
+    supporting_facts, context)."""
+    out = []
+    for line, rec in read_records(path):
+        for k in ("question", "answer", "context", "supporting_facts"):
+            if k not in rec:
+                raise InputError(f'a HotPotQA record needs "{k}"', file=line.file, line=line.line,
+                                 hint="use HotPotQA's distractor-setting files (see docs/collect.md)")
+        out.append(rec)
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def load_hotpotqa(data_dir: str) -> tuple[Corpus, dict[str, list[dict]]]:
+    """The corpus (union of both files' context paragraphs) and the questions by split."""
+    splits = {}
+    for split, name in HOTPOTQA_FILES.items():
+        path = os.path.join(data_dir, name)
+        if not os.path.exists(path):
+            raise InputError(f"{path} is missing", hint="point --data-dir at the folder with "
+                             f"{' and '.join(HOTPOTQA_FILES.values())} (see docs/collect.md)")
+        splits[split] = read_hotpotqa(path)
+    pages = ({"title": t, "text": s} for split in ("dev", "train") for q in splits[split] for t, s in q["context"])
+    return Corpus(pages), splits
 
 
 def load_questions(path: str) -> list[dict]:
@@ -153,6 +222,7 @@ def load_questions(path: str) -> list[dict]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- prompt
 INSTRUCTION = (
     "Solve a question answering task with interleaving Thought, Action, Observation steps. Thought can reason "
     "about the current situation, and Action can be three types:\n"
@@ -163,65 +233,203 @@ INSTRUCTION = (
     "Write one Thought line and one Action line per turn."
 )
 
-# A worked example written for this project (not copied from a dataset).
-EXAMPLE = {
-    "task": "Question: Which river flows through the capital of the country where the Eiffel Tower stands?",
-    "steps": [
-        {"reason": "I need to find the country where the Eiffel Tower stands, then its capital, then the river "
-                   "through that capital. I will search Eiffel Tower first.",
-         "action": "search[Eiffel Tower]",
-         "observation": "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France."},
-        {"reason": "The Eiffel Tower is in Paris, France, and Paris is the capital of France. Now I need the river "
-                   "that flows through Paris.",
-         "action": "search[Paris]",
-         "observation": "Paris is the capital and largest city of France. The city is on the river Seine."},
-        {"reason": "The river Seine flows through Paris. So the answer is the Seine.",
-         "action": "finish[Seine]",
-         "observation": "Episode finished, reward = 1"},
-    ],
-}
+# Worked examples written for this project (not copied from a dataset), in FireAct's turn format.
+EXAMPLES = [
+    {"task": "Which river flows through the capital of the country where the Eiffel Tower stands?",
+     "steps": [
+         {"reason": "I need to search Eiffel Tower, find the country it stands in, then find the river through "
+                    "that country's capital.",
+          "action": "search[Eiffel Tower]",
+          "observation": "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France."},
+         {"reason": "The Eiffel Tower is in Paris, France, and Paris is the capital of France. Now I need the "
+                    "river that flows through Paris.",
+          "action": "search[Paris]",
+          "observation": "Paris is the capital and largest city of France. The city is on the river Seine."},
+         {"reason": "The river Seine flows through Paris. So the answer is the Seine.",
+          "action": "finish[Seine]",
+          "observation": "Episode finished, reward = True"}]},
+    {"task": "Were the composers of Boleros Nuevos and Lunar Tides born in the same country?",
+     "steps": [
+         {"reason": "I need to search Boleros Nuevos and Lunar Tides, find their composers and where they "
+                    "were born, then compare.",
+          "action": "search[Boleros Nuevos]",
+          "observation": "Boleros Nuevos is a 1961 suite for guitar by the Cuban composer Ana Ferrer."},
+         {"reason": "Boleros Nuevos was composed by Ana Ferrer, who is Cuban. I need to look up where she was "
+                    "born to be sure.",
+          "action": "lookup[born]",
+          "observation": "(Result 1 / 1) Ferrer was born in Havana in 1930."},
+         {"reason": "Ana Ferrer was born in Havana, Cuba. Now I need to search Lunar Tides.",
+          "action": "search[Lunar Tides]",
+          "observation": "Lunar Tides is an orchestral piece by the Chilean composer Tomas Vidal, born in "
+                         "Valparaiso."},
+         {"reason": "Tomas Vidal was born in Valparaiso, Chile, and Ana Ferrer in Havana, Cuba. They were not "
+                    "born in the same country, so the answer is no.",
+          "action": "finish[no]",
+          "observation": "Episode finished, reward = True"}]},
+]
+
+PROMPT = PromptTemplate(INSTRUCTION, EXAMPLES)
 
 
+# ---------------------------------------------------------------------------------------------- expert
+def _core(title: str) -> str:
+    """``"Ed Wood (film)"`` -> ``"Ed Wood"``."""
+    return re.sub(r"\s*\([^)]*\)\s*$", "", title).strip()
+
+
+def gold_title_order(q: dict) -> list[str]:
+    """The supporting titles in the order a reader would search them.
+
+    Bridge: first the page that mentions the other one (the bridge entity), ties broken by which title
+    the question names; comparison: in the order the question names them.
+    """
+    titles = list(dict.fromkeys(t for t, _ in q["supporting_facts"]))
+    if len(titles) != 2:
+        return titles
+    ctx = {t: " ".join(s) for t, s in q["context"]}
+    question = q["question"].lower()
+    a, b = titles
+
+    def pos(t: str) -> int:
+        i = question.find(_core(t).lower())
+        return i if i >= 0 else len(question)
+
+    if q.get("type") == "comparison":
+        return sorted(titles, key=lambda t: (pos(t), titles.index(t)))
+    a_links = _core(b).lower() in ctx.get(a, "").lower()
+    b_links = _core(a).lower() in ctx.get(b, "").lower()
+    if a_links != b_links:
+        return [a, b] if a_links else [b, a]
+    return sorted(titles, key=lambda t: (pos(t), titles.index(t)))
+
+
+def lookup_keyword(page: list[str], target: int, question: str, answer: str) -> tuple[str, int] | None:
+    """A keyword whose lookup reaches sentence ``target`` of ``page`` soonest: (keyword, lookups needed).
+
+    Candidates are the sentence's words, the question's words first, then the answer's, then the rest.
+    """
+    sent = page[target]
+    words = [w for w in dict.fromkeys(re.findall(r"[A-Za-z0-9][\w'-]*", sent)) if w.lower() not in _STOP and len(w) > 2]
+    qwords = {w.lower() for w in _tokens(question)}
+    awords = {w.lower() for w in _tokens(answer)}
+    best = None
+    for w in words:
+        hits = [i for i, s in enumerate(page) if w.lower() in s.lower()]
+        if target not in hits:
+            continue
+        n = hits.index(target) + 1
+        pref = 0 if w.lower() in qwords else 1 if w.lower() in awords else 2
+        cand = (n, pref, words.index(w), w)
+        if best is None or cand < best:
+            best = cand
+    return (best[3], best[0]) if best else None
+
+
+def expert_actions(q: dict, corpus: Corpus, n_sentences: int, max_steps: int) -> list[str]:
+    """The expert's actions for question ``q``: search the gold pages, look up deep facts, finish."""
+    deep: dict[str, list[int]] = collections.defaultdict(list)
+    for t, i in q["supporting_facts"]:
+        if i >= n_sentences:
+            deep[t].append(i)
+    actions: list[str] = []
+    for title in gold_title_order(q):
+        actions.append(f"search[{title}]")
+        idx = corpus.lookup_title(title)
+        if idx is None:
+            continue
+        page = corpus.pages[idx]
+        for i in sorted(set(deep.get(title, []))):
+            if i >= len(page):
+                continue
+            kw = lookup_keyword(page, i, q["question"], str(q.get("answer", "")))
+            if kw:
+                actions += [f"lookup[{kw[0]}]"] * kw[1]
+    actions.append(f"finish[{q['answer']}]")
+    while len(actions) > max_steps and any(a.startswith("lookup[") for a in actions):
+        # over the budget: drop the last lookup (the searches and the answer stay)
+        last = max(i for i, a in enumerate(actions) if a.startswith("lookup["))
+        del actions[last]
+    return actions
+
+
+# ---------------------------------------------------------------------------------------------- env
 class WikiQAEnv(BaseEnv):
     """Search / lookup / finish over a local corpus; one task per question."""
 
     name = "wikiqa"
-    splits = ("dev",)
+    splits = ("train", "dev")
     default_split = "dev"
-    max_steps = 8
-    prompt = PromptTemplate(INSTRUCTION, [EXAMPLE])
+    max_steps = 7
+    prompt = PROMPT
 
-    def __init__(self, corpus: str | None = None, questions: str | None = None, *,
-                 sentences_per_search: int = 5, max_steps: int | None = None):
+    def __init__(self, corpus: str | Corpus | None = None, questions: str | None = None, *,
+                 data_dir: str | None = None, sentences_per_search: int = 5, max_steps: int | None = None,
+                 match_words: float = 1.0):
         corpus = corpus or os.environ.get("SAD_WIKI_CORPUS")
-        questions = questions or os.environ.get("SAD_WIKI_QUESTIONS")
-        if not corpus:
-            raise InputError("the wikiqa environment needs a corpus file of {\"title\", \"text\"} records",
-                             hint="pass --env-opt corpus=FILE (or set SAD_WIKI_CORPUS)")
-        if not questions:
-            raise InputError("the wikiqa environment needs a questions file of {\"question\", \"answer\"} records",
-                             hint="pass --env-opt questions=FILE (or set SAD_WIKI_QUESTIONS)")
-        self.corpus = corpus if isinstance(corpus, Corpus) else Corpus.load(corpus)
-        self.questions = load_questions(questions)
-        self.n_sentences = sentences_per_search
+        self.n_sentences = int(sentences_per_search)
+        self.match_words = float(match_words)
         if max_steps is not None:
-            self.max_steps = max_steps
+            self.max_steps = int(max_steps)
+        self.hotpotqa = isinstance(corpus, str) and corpus.lower() == "hotpotqa"
+        self._by_split: dict[str, list[dict]] = {}
+        if self.hotpotqa:
+            data_dir = data_dir or os.environ.get("HOTPOTQA_DATA")
+            if not data_dir:
+                raise InputError("--corpus hotpotqa needs the folder of HotPotQA's distractor files",
+                                 hint="pass --data-dir DIR (train_distractor_800.jsonl, dev_distractor_200.jsonl) "
+                                      "or set HOTPOTQA_DATA")
+            if questions:
+                raise InputError("--questions does not apply to --corpus hotpotqa",
+                                 hint="the questions come with the corpus files; choose them with --split")
+            self.corpus, self._by_split = load_hotpotqa(os.path.abspath(data_dir))
+            self.default_split = "train"
+            self.questions = [q for split in ("train", "dev") for q in self._by_split[split]]
+        else:
+            questions = questions or os.environ.get("SAD_WIKI_QUESTIONS")
+            if not corpus:
+                raise InputError("the wikiqa environment needs a corpus file of {\"title\", \"text\"} records",
+                                 hint="pass --corpus FILE, or --corpus hotpotqa --data-dir DIR")
+            if not questions:
+                raise InputError("the wikiqa environment needs a questions file of {\"question\", \"answer\"} "
+                                 "records", hint="pass --questions FILE (or set SAD_WIKI_QUESTIONS)")
+            self.corpus = corpus if isinstance(corpus, Corpus) else Corpus.load(corpus)
+            self.questions = load_questions(questions)
         self._q: dict | None = None
         self._page: int | None = None
         self._lookup: tuple[str, list[str], int] | None = None
         self._answer: str | None = None
         self._won = False
+        self._gold = GoldPath()
 
+    # ------------------------------------------------------------------ tasks
     def tasks(self, split: str) -> list[Task]:
+        if self.hotpotqa:
+            if split not in self._by_split:
+                raise InputError(f"unknown HotPotQA split {split!r}", hint="use train (800) or dev (200)")
+            return [Task(self.name, split, str(q["_id"]) if q.get("_id") else str(i), 0,
+                         {k: q[k] for k in ("type", "level") if q.get(k)})
+                    for i, q in enumerate(self._by_split[split])]
         return [Task(self.name, split, str(i), 0, {"type": q.get("type")} if q.get("type") else {})
                 for i, q in enumerate(self.questions)
                 if q.get("split", split) == split]
 
-    def reset(self, task: Task) -> str:
-        self._q = self.questions[int(task.game)]
-        self._page, self._lookup, self._answer, self._won = None, None, None, False
-        return f"Question: {self._q['question'].strip()}"
+    def _question(self, task: Task) -> dict:
+        if self.hotpotqa:
+            qs = self._by_split.get(task.split) or []
+            for i, q in enumerate(qs):
+                if str(q.get("_id") or i) == task.game:
+                    return q
+            raise InputError(f"no HotPotQA question {task.game} in {task.split}")
+        return self.questions[int(task.game)]
 
+    def reset(self, task: Task) -> str:
+        self._q = self._question(task)
+        self._page, self._lookup, self._answer, self._won = None, None, None, False
+        self._gold = GoldPath(expert_actions(self._q, self.corpus, self.n_sentences, self.max_steps)
+                              if self.hotpotqa else [])
+        return self._q["question"].strip()
+
+    # ------------------------------------------------------------------ actions
     def parse_action(self, text: str) -> str | None:
         m = ACTION_RE.match((text or "").strip().split("\n", 1)[0])
         if not m:
@@ -232,20 +440,20 @@ class WikiQAEnv(BaseEnv):
         i = self.corpus.lookup_title(entity)
         if i is None:
             ranked = self.corpus.rank(entity, k=5)
-            if ranked and self.corpus.coverage(entity, ranked[0][0]) >= 0.5:
+            if ranked and self.corpus.coverage(entity, ranked[0][0]) >= self.match_words:
                 i = ranked[0][0]
             else:
                 self._page = None
                 similar = [self.corpus.titles[j] for j, _ in ranked]
                 return f"Could not find [{entity}]. Similar: {similar}."
         self._page, self._lookup = i, None
-        return " ".join(sentences(self.corpus.texts[i])[: self.n_sentences])
+        return " ".join(self.corpus.pages[i][: self.n_sentences])
 
     def _lookup_kw(self, keyword: str) -> str:
         if self._page is None:
             return "No page is open: search[entity] first."
         if self._lookup is None or self._lookup[0] != keyword:
-            hits = [s for s in sentences(self.corpus.texts[self._page]) if keyword.lower() in s.lower()]
+            hits = [s for s in self.corpus.pages[self._page] if keyword.lower() in s.lower()]
             self._lookup = (keyword, hits, 0)
         kw, hits, k = self._lookup
         if k >= len(hits):
@@ -258,6 +466,7 @@ class WikiQAEnv(BaseEnv):
         parsed = self.parse_action(action)
         if parsed is None:
             return Transition(f"Invalid action: {action.strip()}", 0.0, False, {"invalid": True})
+        self._gold.advance(parsed)
         kind, arg = parsed.split("[", 1)
         arg = arg[:-1]
         if kind == "search":
@@ -268,12 +477,25 @@ class WikiQAEnv(BaseEnv):
         gold = str(self._q.get("answer", ""))
         em = exact_match(arg, gold)
         self._won = em
-        return Transition(f"Episode finished, reward = {int(em)}", float(em), True,
+        return Transition(f"Episode finished, reward = {em}", float(em), True,
                           {"won": em, "em": em, "f1": f1_score(arg, gold), "answer": arg, "gold": gold})
 
     def success(self) -> bool:
         return self._won
 
+    # ------------------------------------------------------------------ expert
+    def expert_plan(self) -> list[str] | None:
+        return self._gold.plan()
+
+    def expert_action(self) -> str | None:
+        return self._gold.next_action()
+
+    def state_info(self) -> dict:
+        if not self.hotpotqa or self._q is None:
+            return {}
+        return {"type": self._q.get("type"), "page": self.corpus.titles[self._page] if self._page is not None else None}
+
 
 def make(**options) -> WikiQAEnv:
     return WikiQAEnv(**options)
+

@@ -105,7 +105,7 @@ def test_resume_after_kill_gives_the_same_episodes_as_an_uninterrupted_run(tmp_p
 
 
 def test_bad_options_are_clean_errors(tmp_path):
-    r = run("--env", "webshop")
+    r = run("--env", "minecraft")
     assert r.exit_code == 1 and "Error:" in r.stderr and "unknown environment" in r.stderr
     assert "Traceback" not in r.output
     r = run("--env", COUNTER, "--resume")
