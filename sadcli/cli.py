@@ -14,7 +14,7 @@ app = typer.Typer(
     help="Structured Agent Distillation: segment teacher ReAct trajectories into [REASON]/[ACT]/[OBS] "
          "spans, build token masks, and distill a small student with span-specific KL losses.\n\n"
          "Every stage reads and writes JSONL, so they chain: "
-         "sad collect | sad segment - | sad mask-check - | sad distill - -o out/",
+         "sad collect | sad segment - | sad mask-check - | sad curriculum - | sad distill - -o out/",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -36,6 +36,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 # --- commands (one module each; registered in pipeline order) -------------------------------
 from sadcli.commands.collect import collect  # noqa: E402
+from sadcli.commands.curriculum import curriculum  # noqa: E402
 from sadcli.commands.distill import distill  # noqa: E402
 from sadcli.commands.eval import eval_  # noqa: E402
 from sadcli.commands.mask_check import mask_check  # noqa: E402
@@ -44,6 +45,7 @@ from sadcli.commands.segment import segment  # noqa: E402
 app.command("collect")(collect)
 app.command("segment")(segment)
 app.command("mask-check")(mask_check)
+app.command("curriculum")(curriculum)
 app.command("distill")(distill)
 app.command("eval")(eval_)
 

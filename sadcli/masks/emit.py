@@ -17,16 +17,19 @@ from collections.abc import Iterator
 from sadcli.errors import InputError
 from sadcli.jsonl import read_records
 from sadcli.labels import ACT, OBS, PROMPT, REASON
-from sadcli.masks.types import ExampleStats, MaskedExample, supervised_labels
+from sadcli.masks.types import ExampleStats, MaskedExample, Window, supervised_labels
 
 _VALID = frozenset((PROMPT, REASON, ACT, OBS))
 
 
 def to_emit_record(ex: MaskedExample, *, tokenizer: str | None = None, render: str = "text",
-                   max_length: int | None = None, keep: str = "start") -> dict:
+                   max_length: int | None = None, keep: str = "start", window: str = "truncate") -> dict:
     out = {"schema": 1, "id": ex.id, "input_ids": ex.input_ids, "token_labels": ex.token_labels,
-           "mask": {"tokenizer": tokenizer, "render": render, "max_length": max_length, "keep": keep},
+           "mask": {"tokenizer": tokenizer, "render": render, "max_length": max_length, "keep": keep,
+                    "window": window},
            "mask_stats": ex.stats.to_dict()}
+    if ex.window is not None:
+        out["window"] = ex.window.to_dict()
     out.update(ex.extra)
     return out
 
@@ -44,10 +47,18 @@ def example_from_record(rec: dict, index: int = 0) -> MaskedExample:
     if not _VALID.issuperset(labels):
         bad = sorted(set(labels) - _VALID, key=str)[:3]
         raise InputError(f"'token_labels' holds {bad}; expected PROMPT=0, REASON=1, ACT=2, OBS=3")
-    extra = {k: rec[k] for k in ("success", "reward", "teacher", "env", "meta") if k in rec}
+    from sadcli.masks.build import CARRY
+
+    extra = {k: rec[k] for k in CARRY if k in rec}
+    win = rec.get("window")
+    try:
+        window = Window.from_dict(win) if isinstance(win, dict) else None
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"malformed 'window' {win!r}", hint="re-emit with `sad mask-check --emit`") from None
     return MaskedExample(id=str(rec.get("id", index)), input_ids=ids, attention_mask=[1] * len(ids),
                          token_labels=labels, labels=supervised_labels(ids, labels),
-                         stats=ExampleStats.from_dict(rec.get("mask_stats")), index=index, extra=extra)
+                         stats=ExampleStats.from_dict(rec.get("mask_stats")), index=index, extra=extra,
+                         window=window)
 
 
 def read_examples(path: str) -> Iterator[MaskedExample]:

@@ -28,9 +28,8 @@ def token_strings(ex: MaskedExample, tokenizer: Any) -> list[str]:
     a = ex.alignment
     out = []
     if a is not None:
-        lo, hi = a.kept
         text = a.rendered.text
-        for (s, e), tid in zip(a.offsets[lo:hi].tolist(), ex.input_ids, strict=False):
+        for (s, e), tid in zip(a.offsets[a.index()].tolist(), ex.input_ids, strict=False):
             out.append(text[s:e] if e > s else tokenizer.convert_ids_to_tokens(int(tid)))
         return out
     return [tokenizer.decode([t]) for t in ex.input_ids]
@@ -47,6 +46,10 @@ def preview(ex: MaskedExample, tokenizer: Any, *, separators: bool = False) -> T
     out.append(f"── {ex.id}: {len(ex.input_ids)} tokens", style="bold")
     if ex.stats.truncated_tokens:
         out.append(f" ({ex.stats.truncated_tokens} cut by --max-length)", style="yellow")
+    if ex.window is not None:
+        w = ex.window
+        out.append(f" (step window {w.index + 1}/{w.count}: prompt + {ex.stats.context_tokens} context tokens "
+                   f"unsupervised, shown as prompt)", style="yellow")
     out.append("\n")
     prev = None
     shade = 0

@@ -40,11 +40,15 @@ class ExampleStats:
     truncated_act: int = 0       # action tokens cut by --max-length
     truncated_tokens: int = 0    # all tokens cut
     empty_spans: list[int] = field(default_factory=list)  # record span indices with text but no token
+    # step windows (``window="steps"``; record-level counts sit on the record's first window)
+    windows: int = 1             # training examples the record became
+    context_tokens: int = 0      # unsupervised context tokens of earlier steps in this example
+    split_steps: int = 0         # steps longer than the window budget, split at token boundaries
+    head_cut: int = 0            # prompt tokens left out of every window (a prompt over half of max_length)
 
     def to_dict(self) -> dict:
-        return {"n_tokens": self.n_tokens, "n_tokens_full": self.n_tokens_full, "straddling": self.straddling,
-                "truncated_reason": self.truncated_reason, "truncated_act": self.truncated_act,
-                "truncated_tokens": self.truncated_tokens, "empty_spans": list(self.empty_spans)}
+        return {f: (list(getattr(self, f)) if f == "empty_spans" else getattr(self, f))
+                for f in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> ExampleStats:
@@ -68,6 +72,44 @@ class Alignment:
     token_span: Any       # numpy int64 [N_full]
     straddle: list[int]   # token indices (full encoding) that straddle a span boundary
     kept: tuple[int, int]
+    positions: Any = None  # step windows: numpy int64 [n] positions of the example's tokens in the full encoding
+
+    def index(self) -> Any:
+        """Positions (in the full encoding) of the example's tokens, in order: numpy int64 ``[n]``."""
+        import numpy as np
+
+        return self.positions if self.positions is not None else np.arange(self.kept[0], self.kept[1])
+
+
+@dataclass
+class Window:
+    """Where one step window of a long trajectory comes from (positions in the full encoding).
+
+    The example's tokens are ``head`` (the task prompt) + ``context`` (whole earlier steps, not
+    supervised) + ``target`` (the steps this window supervises). Over a record's windows the
+    ``target`` ranges tile ``[head end, N)``: every reasoning/action token is supervised exactly once.
+    """
+
+    index: int                   # 0-based window number within the record
+    count: int                   # windows of the record
+    head: tuple[int, int]
+    context: tuple[int, int]
+    target: tuple[int, int]
+    split: bool = False          # the target is a piece of a step longer than the window budget
+
+    def positions(self) -> Any:
+        import numpy as np
+
+        return np.concatenate([np.arange(*self.head), np.arange(self.context[0], self.target[1])]).astype(np.int64)
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "count": self.count, "head": list(self.head), "context": list(self.context),
+                "target": list(self.target), "split": self.split}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Window:
+        return cls(int(d["index"]), int(d["count"]), tuple(d["head"]), tuple(d["context"]),  # type: ignore[arg-type]
+                   tuple(d["target"]), bool(d.get("split", False)))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -87,6 +129,7 @@ class MaskedExample:
     index: int = 0                       # position in the input stream
     extra: dict = field(default_factory=dict)   # fields carried from the record (task, success, reward...)
     alignment: Alignment | None = None
+    window: Window | None = None         # set when the record was cut into step windows
 
     def __len__(self) -> int:
         return len(self.input_ids)

@@ -44,7 +44,8 @@ def test_emit_is_readable_back(tmp_path, two, tok):
     assert [e.id for e in exs] == ["a", "b"]
     assert exs[0].input_ids == tok(make_record("Who?", HOTPOT)["text"])["input_ids"]
     rec = json.loads(out.read_text().splitlines()[0])
-    assert rec["mask"] == {"tokenizer": "smollm2-135m", "render": "text", "max_length": None, "keep": "start"}
+    assert rec["mask"] == {"tokenizer": "smollm2-135m", "render": "text", "max_length": None, "keep": "start",
+                           "window": "steps"}
 
 
 @pytest.mark.parametrize("render", ["text", "chat"])
@@ -63,10 +64,11 @@ def test_show_marks_actions_and_observations(two, render):
 
 def test_strict_is_a_ci_gate(two):
     assert run(["-", "--strict", "-q"], input=two).exit_code == 0
-    r = run(["-", "--strict", "--max-length", "5"], input=two)  # every action cut
+    r = run(["-", "--strict", "--max-length", "5", "--window", "truncate"], input=two)  # every action cut
     assert r.exit_code == 1
     assert "act-truncated" in r.stderr and "--strict" in r.stderr and "warning" in r.stderr
-    assert run(["-", "--max-length", "5", "-q"], input=two).exit_code == 0  # without --strict: report only
+    assert run(["-", "--max-length", "5", "--window", "truncate", "-q"], input=two).exit_code == 0  # report only
+    assert run(["-", "--strict", "--max-length", "5", "-q"], input=two).exit_code == 0  # step windows: nothing cut
 
 
 def test_plot_writes_a_png(tmp_path, two):

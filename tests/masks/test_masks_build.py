@@ -146,3 +146,134 @@ def test_property_exactly_one_and_labels(tok, task, steps, markers, render, max_
         assert y == (i if lab in (REASON, ACT) else IGNORE_INDEX)
     if max_length is not None:
         assert len(ex) <= max_length
+
+
+# --- step windows (window="steps") -----------------------------------------------------------
+
+def _long_record(n_steps=10, rid="long", system="You are an agent."):
+    steps = [(f"I think about thing {i} " * (1 + i % 3), f"go to place {i}", f"You arrive at place {i}. " * (1 + i % 4))
+             for i in range(n_steps)]
+    return make_record("Find the thing in the house.", steps, system=system, rid=rid)
+
+
+def _coverage(full, examples):
+    """How many times each position of the full encoding is supervised over the examples."""
+    seen = [0] * len(full.input_ids)
+    for ex in examples:
+        pos = ex.window.positions().tolist() if ex.window is not None else list(range(len(ex.input_ids)))
+        assert [full.input_ids[p] for p in pos] == ex.input_ids
+        for p, lab in zip(pos, ex.token_labels, strict=True):
+            if lab in (REASON, ACT):
+                assert full.token_labels[p] == lab
+                seen[p] += 1
+    return seen
+
+
+def test_step_windows_hand_computed():
+    from sadcli.masks.build import step_windows
+
+    # head of 4 tokens, steps of 10, 3, 5, 8 tokens; max_length 20 -> budget 16
+    units = [(4, 14), (14, 17), (17, 22), (22, 30)]
+    ws, split = step_windows(4, units, 20)
+    assert split == 0
+    # window 1 supervises steps 0-1 (13 <= 16); later windows at most ceil(16 / 2) = 8 tokens of steps:
+    # step 2 (5 tokens) with step 1 (3) as context (step 0, 10 tokens, does not fit in the 8 left);
+    # step 3 (8) with steps 2 and 1 as context (8 + 5 + 3 = 16)
+    assert [(w.context, w.target) for w in ws] == [((4, 4), (4, 17)), ((14, 17), (17, 22)), ((14, 22), (22, 30))]
+    assert all(w.head == (0, 4) and w.count == 3 for w in ws)
+
+
+def test_step_windows_split_an_over_long_step_and_cut_a_long_head():
+    from sadcli.masks.build import step_windows
+
+    ws, split = step_windows(30, [(30, 33), (33, 60)], 40)   # head 30 > 40 // 2: its last 20 kept
+    assert split == 1 and ws[0].head == (10, 30)
+    # budget 20: step 0 (3 tokens), then step 1 (27 > 20) split: 20 tokens, then 7 with 13 context tokens
+    assert [(w.context, w.target, w.split) for w in ws] == [
+        ((30, 30), (30, 33), False), ((33, 33), (33, 53), True), ((40, 53), (53, 60), True)]
+    for w in ws:
+        assert len(w.positions()) <= 40
+
+
+@pytest.mark.parametrize("render", ["text", "chat"])
+def test_windows_supervise_every_token_once(tok, render):
+    rec = _long_record()
+    full = build_example(rec, tok, render=render)
+    exs = list(build_examples([rec], tok, render=render, max_length=200, window="steps"))
+    assert len(exs) > 2 and all(len(e) <= 200 for e in exs)
+    assert all(e.stats.windows == len(exs) and e.index == 0 and e.id == "long" for e in exs)
+    seen = _coverage(full, exs)
+    assert seen == [1 if lab in (REASON, ACT) else 0 for lab in full.token_labels]
+    # every window starts with the task prompt; a later one sees earlier steps as context
+    head = exs[0].window.head
+    assert all(e.window.head == head for e in exs)
+    assert any(e.stats.context_tokens > 0 for e in exs)
+    # truncation instead: one example, the tail cut
+    (cut,) = build_examples([rec], tok, render=render, max_length=100, window="truncate")
+    assert cut.window is None and cut.stats.truncated_act > 0
+
+
+def test_a_record_that_fits_is_one_plain_example(tok, record):
+    a = build_example(record, tok, max_length=1000, window="steps")
+    b = build_example(record, tok)
+    assert a.window is None and a.input_ids == b.input_ids and a.token_labels == b.token_labels
+
+
+def test_windows_emit_round_trip(tok):
+    from sadcli.masks.emit import example_from_record, to_emit_record
+
+    exs = list(build_examples([_long_record()], tok, max_length=90, window="steps"))
+    back = [example_from_record(to_emit_record(e, window="steps"), i) for i, e in enumerate(exs)]
+    assert [(b.input_ids, b.token_labels, b.window) for b in back] == [(e.input_ids, e.token_labels, e.window)
+                                                                       for e in exs]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(task=words.filter(str.strip),
+       steps=st.lists(st.tuples(st.one_of(st.none(), words), st.one_of(st.none(), words),
+                                st.one_of(st.none(), words)), min_size=1, max_size=7),
+       markers=st.sampled_from(["paper", "native"]), render=st.sampled_from(["text", "chat"]),
+       system=st.one_of(st.none(), words.filter(str.strip)),
+       max_length=st.integers(1, 120))
+def test_property_windows_supervise_every_token_exactly_once(tok, task, steps, markers, render, system, max_length):
+    rec = make_record(task, steps, markers=markers, system=system)
+    full = build_example(rec, tok, render=render)
+    exs = list(build_examples([rec], tok, render=render, max_length=max_length, window="steps"))
+    assert all(len(e) <= max_length for e in exs)
+    seen = _coverage(full, exs)
+    assert seen == [1 if lab in (REASON, ACT) else 0 for lab in full.token_labels]
+    for e in exs:   # labels consistent (the audit's label checks hold in every window)
+        for i, lab, y in zip(e.input_ids, e.token_labels, e.labels, strict=True):
+            assert y == (i if lab in (REASON, ACT) else IGNORE_INDEX)
+    if len(full) <= max_length:
+        assert len(exs) == 1 and exs[0].window is None
+    elif exs[0].window is None:  # nothing but the prompt: plain truncation
+        assert len(exs) == 1 and not any(lab in (REASON, ACT) for lab in full.token_labels)
+    else:
+        ws = [e.window for e in exs]
+        # targets tile everything after the prompt, in order
+        assert ws[0].target[0] == ws[0].head[1] and ws[-1].target[1] == len(full)
+        assert all(a.target[1] == b.target[0] for a, b in zip(ws, ws[1:], strict=False))
+
+
+@pytest.mark.parametrize("render", ["text", "chat"])
+def test_mask_check_reports_windows_and_passes_records_through_once(render):
+    import json
+
+    from typer.testing import CliRunner
+
+    from sadcli.cli import app
+
+    recs = [_long_record(rid="a"), make_record("Who?", HOTPOT, rid="b"), _long_record(6, rid="c")]
+    data = "".join(json.dumps(r) + "\n" for r in recs)
+    r = CliRunner().invoke(app, ["mask-check", "-", "--max-length", "150", "--render", render, "--strict"],
+                           input=data, prog_name="sad")
+    assert r.exit_code == 0, r.stderr
+    assert [json.loads(x)["id"] for x in r.stdout.splitlines()] == ["a", "b", "c"]   # passed through once
+    assert "record(s) longer than --max-length became" in " ".join(r.stderr.split())
+    r = CliRunner().invoke(app, ["mask-check", "-", "--max-length", "150", "--render", render, "--emit", "-q"],
+                           input=data, prog_name="sad")
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    ids = [x["id"] for x in lines]
+    assert ids.count("b") == 1 and ids.count("a") == lines[0]["mask_stats"]["windows"] > 1
+    assert all(len(x["input_ids"]) <= 150 for x in lines)
