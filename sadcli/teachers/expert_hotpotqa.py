@@ -83,10 +83,10 @@ def reason_hotpotqa(st: EpisodeState) -> str | None:
         if not st.steps:
             if qtype == "comparison" and len(searches) >= 2 and all(_contains(question, _core(t)) for t in searches):
                 a, b = (_core(t) for t in searches[:2])
-                return f"I need to search {a} and {b}, find what the question asks about each, then compare them."
+                return f"I need to search {a} and {b}, find what is asked about each, then compare them."
             if _contains(question, name):
-                return f"I need to search {name} first, then follow what its page says to answer the question."
-            return "I need to find the page the question starts from, so I search the entity it describes first."
+                return f"I need to search {name} first, then follow what it says to find the answer."
+            return "I need to find where this question starts, so I first search what it describes."
         prev = done_searches[-1] if done_searches else ""
         prev_sents = _page_sentences(st, prev)
         if qtype == "comparison":
@@ -94,29 +94,29 @@ def reason_hotpotqa(st: EpisodeState) -> str | None:
             head = f"{_stop(fact)} " if fact else ""
             if _contains(context, name):
                 return f"{head}Now I need to search {name}."
-            return f"{head}Now I need to search the other entity of the question."
+            return f"{head}Now I need to search what else the question names."
         link = _first_with(prev_sents, name)
         if link:
-            return f"The page says: {_stop(link)} So I need to search {name} next."
+            return f"It says: {_stop(link)} So next I need to search {name}."
         if _contains(context, name):
             return f"Now I need to search {name} to find the answer."
-        return "The page does not name the next entity outright; I search the one it points to next."
+        return "It does not say outright what to search next; I search what it points to."
 
     if nxt.startswith("lookup["):
         kw = _arg(nxt)
         if st.steps and st.steps[-1]["action"] == nxt:
             return None  # the next result of the same lookup: routine
-        page = _core(done_searches[-1]) if done_searches else "the page"
+        page = _core(done_searches[-1]) if done_searches else "it"
         if _contains(context, kw):
-            return f"The first sentences of {page} do not say what I need. I will look up {kw}."
-        return f"The first sentences of {page} do not say what I need, so I look further into the page."
+            return f"So far {page} says nothing of what I need. I will look up {kw}."
+        return f"So far {page} says nothing of what I need, so I look further into it."
 
     if nxt.startswith("finish["):
         answer = _arg(nxt)
         if answer.lower() in ("yes", "no"):
             facts = [(_page_sentences(st, t) or [""])[0] for t in dict.fromkeys(done_searches)]
             facts = [_stop(f) for f in facts if f]
-            return (" ".join(facts[-2:]) + f" Comparing the two, the answer is {answer}.").strip()
+            return (" ".join(facts[-2:]) + f" Comparing them, the answer is {answer}.").strip()
         where = _first_with(seen, answer)
         if where:
             return f"{_stop(where)} So the answer is {answer}."

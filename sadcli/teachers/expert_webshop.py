@@ -68,11 +68,11 @@ def reason_webshop(st: EpisodeState) -> str | None:
         n = len(s.get("searches") or [])
         if n == 0:
             want = wish + (f", with {_opts_text(options)}" if options else "") + _budget(price)
-            return f"I am looking for {want}. I will search with the key words of the instruction first."
+            return f"I am looking for {want}. I will search with its key words first."
         if n == 1 and options and all(v.lower() in nxt.lower() for v in options.values()):
-            return (f"The first results did not show a fitting item, so I search again with the options "
-                    f"the instruction asks for added: {', '.join(options.values())}.")
-        return "Those results did not show a fitting item either, so I search with more specific words."
+            return (f"The first results did not show anything that fits, so I search again and add what the "
+                    f"instruction asks for: {', '.join(options.values())}.")
+        return "Those results did not show anything that fits either, so I search with more specific words."
 
     if page == "results":
         results = {r[0].lower(): r for r in s.get("results") or []}
@@ -81,7 +81,7 @@ def reason_webshop(st: EpisodeState) -> str | None:
         if target is not None:
             asin, title, cost = target
             shared = [w for w in dict.fromkeys(_words(wish)) if w in set(_words(title))]
-            why = f"its title mentions {', '.join(shared[:5])}" if shared else "it is the kind of item I need"
+            why = f"its title mentions {', '.join(shared[:5])}" if shared else "it is what I need"
             money = f" and it costs {cost}" + (f", below ${price}" if price else "")
             tried = len(s.get("searches") or []) >= 3 and s.get("page_no", 1) > 1
             if tried and not shared:
@@ -105,10 +105,11 @@ def reason_webshop(st: EpisodeState) -> str | None:
         names = list((item.get("options") or {}).keys())
         if nxt == "click[Buy Now]":
             if names and not options:
-                return (f"The item costs {item.get('price')}{', within my budget' if price else ''}; the instruction "
+                return (f"This item costs {item.get('price')}{', within my budget' if price else ''}; the instruction "
                         f"names none of its {', '.join(names)} options, so I can buy it as it is.")
-            return f"The item fits the instruction and costs {item.get('price')}{_budget(price) and ', within my budget'}. I will buy it."
+            return (f"This item fits the instruction and costs {item.get('price')}"
+                    f"{_budget(price) and ', within my budget'}. I will buy it.")
         picks = [f"{k}: {v}" for k, v in options.items() if k in names] or list(options.values())
-        return (f"The item has {', '.join(names)} options; the instruction asks for {' and '.join(picks)}, "
-                f"so I select {'them' if len(picks) > 1 else 'it'} and then buy it.")
+        return (f"This item has {', '.join(names)} options; the instruction asks for these: {' and '.join(picks)}. "
+                f"I select {'them' if len(picks) > 1 else 'it'} and then buy it.")
     return None

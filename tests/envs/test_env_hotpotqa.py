@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -25,7 +26,23 @@ from sadcli.errors import InputError  # noqa: E402
 from sadcli.teachers.expert import ExpertTeacher  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "grounding"))
+from grounding_checker import check_record  # noqa: E402
 from react_grounding import ungrounded  # noqa: E402
+
+
+def checker_violations(rec: dict) -> list[str]:
+    """The project's grounding checker, less two of its ALFWorld readings that do not apply to QA: "the
+    answer" is not a thing to have seen, and "is 1999" / "search 2014 ..." are not numbered objects when
+    the number itself was shown (a year, a count)."""
+    shown = rec["task"] + " " + " ".join(s["observation"] or "" for s in rec["steps"])
+    out = []
+    for v in check_record(rec):
+        m = re.match(r"'(?:[a-z]+) (\d+)' was never shown", v.detail)
+        if v.detail == "'answer' was never shown" or (m and re.search(rf"(?<!\d){m.group(1)}(?!\d)", shown)):
+            continue
+        out.append(str(v))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +145,7 @@ def test_expert_answers_dev_questions_with_grounded_reasoning(data_dir):
     assert len(recs) == 200 and em >= 0.95
     assert all(r["meta"]["steps"] <= 7 for r in recs)
     assert [(r["id"], ungrounded(r)) for r in recs if ungrounded(r)] == []
+    assert [v for r in recs for v in checker_violations(r)] == []
     # bridge questions read two pages; deep facts are looked up
     steps = [s for r in recs for s in r["steps"]]
     assert sum(1 for s in steps if s["action"].startswith("lookup[")) >= 5

@@ -25,6 +25,8 @@ from sadcli.errors import InputError  # noqa: E402
 from sadcli.teachers.expert import ExpertTeacher  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "grounding"))
+from grounding_checker import check_record  # noqa: E402
 from react_grounding import ungrounded  # noqa: E402
 
 
@@ -177,9 +179,11 @@ def test_expert_reasoning_is_grounded_in_what_was_shown(data_dir):
         recs = list(run_episodes(pool, pool.tasks("train")[:60], ExpertTeacher()))
     assert all(r["success"] for r in recs)
     assert [(r["id"], ungrounded(r)) for r in recs if ungrounded(r)] == []
+    # the project's grounding checker (tests/grounding) agrees
+    assert [str(v) for r in recs for v in check_record(r)] == []
     reasons = [s["reason"] for r in recs for s in r["steps"] if s["reason"]]
     assert sum(1 for s in reasons if "I will open it" in s) >= 50
-    assert any("refine the search" in s for s in reasons)
+    assert any("refine the search" in s for s in reasons) and any("I select" in s for s in reasons)
     # the first thought restates the instruction; option choices name the instruction's options
     for r in recs:
         assert r["steps"][0]["action"].startswith("search[") and r["steps"][0]["reason"].startswith("I am looking for")
