@@ -11,8 +11,9 @@ from sadcli.commands._common import QuietOpt, cli_errors, setup
 from sadcli.console import console
 
 _ENV_HELP = ("alfworld (ALFWorld text games; data from --data-dir or ALFWORLD_DATA), twx (TextWorldExpress), "
-             "scienceworld, wikiqa (HotPotQA-style search over --corpus), or module:factory / file.py:factory "
-             "for your own environment.")
+             "scienceworld, wikiqa (HotPotQA-style search over --corpus; --corpus hotpotqa --data-dir DIR for "
+             "HotPotQA's distractor files), webshop (WebShop's 1,000 products, --data-dir DIR), or "
+             "module:factory / file.py:factory for your own environment.")
 
 
 def _env_options(env: str, data_dir, game, task_type, corpus, questions, env_opt) -> dict:
@@ -24,7 +25,8 @@ def _env_options(env: str, data_dir, game, task_type, corpus, questions, env_opt
     accepted = {"alfworld": {"--data-dir": "data_dir", "--task-type": "task_types"},
                 "twx": {"--game": "game"},
                 "scienceworld": {"--game": "task"},
-                "wikiqa": {"--corpus": "corpus", "--questions": "questions"}}.get(env, {})
+                "wikiqa": {"--corpus": "corpus", "--questions": "questions", "--data-dir": "data_dir"},
+                "webshop": {"--data-dir": "data_dir"}}.get(env, {})
     for flag, value in given.items():
         if value is None:
             continue
@@ -38,7 +40,9 @@ def collect(
     env: str = typer.Option(..., "--env", "-e", help=_ENV_HELP, show_default=False),
     split: Optional[str] = typer.Option(None, "--split", "-s",
                                         help="alfworld: train | valid_seen | valid_unseen (default); "
-                                             "twx, scienceworld: train (default) | dev | test; wikiqa: dev.",
+                                             "twx, scienceworld: train (default) | dev | test; wikiqa: dev; "
+                                             "wikiqa --corpus hotpotqa: train (default) | dev; webshop: train "
+                                             "(default) | test.",
                                         show_default=False),
     teacher: str = typer.Option("expert", "--teacher", "-t",
                                 help="expert | hf:<model spec> | openai:<base-url>#<model> | "
@@ -62,15 +66,19 @@ def collect(
                                                  "alfworld 150, twx/scienceworld 100, wikiqa 8).",
                                             show_default=False),
     data_dir: Optional[str] = typer.Option(None, "--data-dir",
-                                           help="alfworld: the data folder (json_2.1.1/ inside); "
-                                                "default $ALFWORLD_DATA.", show_default=False),
+                                           help="alfworld: the data folder (json_2.1.1/ inside; default "
+                                                "$ALFWORLD_DATA); webshop: products_1k_processed.jsonl and "
+                                                "items_ins_v2_1000.json (default $WEBSHOP_DATA); wikiqa "
+                                                "--corpus hotpotqa: the distractor files (default "
+                                                "$HOTPOTQA_DATA).", show_default=False),
     game: Optional[str] = typer.Option(None, "--game",
                                        help="twx: twc (default), cookingworld, coin, ...; "
                                             "scienceworld: task name(s) or numbers.", show_default=False),
     task_type: Optional[str] = typer.Option(None, "--task-type",
                                             help="alfworld: only these task types (put, clean, heat, cool, "
                                                  "examine, puttwo; comma-separated).", show_default=False),
-    corpus: Optional[str] = typer.Option(None, "--corpus", help="wikiqa: {title, text} JSONL corpus.",
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="wikiqa: {title, text} JSONL corpus, or "
+                                         "'hotpotqa' (HotPotQA's distractor paragraphs, with --data-dir).",
                                          show_default=False),
     questions: Optional[str] = typer.Option(None, "--questions", help="wikiqa: {question, answer} file.",
                                             show_default=False),
