@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from sadcli.commands._common import Keep, QuietOpt, Render, cli_errors, setup
+from sadcli.commands._common import Keep, QuietOpt, Render, Window, WindowOpt, cli_errors, setup
 from sadcli.distill.config import TrainConfig
 
 
@@ -23,6 +23,13 @@ class LossName(str, Enum):
     only_reason = "only-reason"
     only_act = "only-act"
     random_spans = "random-spans"
+
+
+class CurriculumMode(str, Enum):
+    none = "none"
+    sorted = "sorted"
+    stages = "stages"
+    competence = "competence"
 
 
 class Divergence(str, Enum):
@@ -91,8 +98,22 @@ def distill(
                                           "0 = pure top-k + one tail bucket)."),
     render: Render = typer.Option(Render.text, "--render", help="text: the linearized trajectory; chat: the "
                                   "tokenizer's chat template."),
-    max_length: int = typer.Option(1024, "--max-length", min=8, help="Truncate longer sequences (counted)."),
-    truncate: Keep = typer.Option(Keep.start, "--keep", help="Which part of a too-long sequence to keep."),
+    max_length: int = typer.Option(1024, "--max-length", min=8,
+                                   help="Longest training sequence: longer trajectories become step windows "
+                                        "(--window steps) or are truncated (counted)."),
+    truncate: Keep = typer.Option(Keep.start, "--keep", help="With --window truncate: which part of a too-long "
+                                  "sequence to keep."),
+    window: Window = WindowOpt,
+    curriculum: Optional[CurriculumMode] = typer.Option(
+        None, "--curriculum", show_default=False,
+        help="Pacing by the sad curriculum fields: none (shuffle), sorted (one pass easy -> hard per epoch), "
+             "stages (baby steps: stage s joins after s/K of the run), competence (Platanios et al. 2019: draw "
+             "from records with rank <= c(t)). Default: sorted when the records carry the fields, else none."),
+    c0: float = typer.Option(0.1, "--c0", help="--curriculum competence: the share of the data open at step 0 "
+                             "(0.1 is this project's choice for small data sets)."),
+    curriculum_steps: int = typer.Option(0, "--curriculum-steps", min=0,
+                                         help="--curriculum competence/stages: steps until all the data is open "
+                                              "(0 = half the run for competence, the whole run for stages)."),
     config: Optional[str] = typer.Option(None, "--config", help="TOML file with hyperparameters (options "
                                          "given on the command line win).", show_default=False),
     lr: Optional[float] = typer.Option(None, "--lr", help=_h("lr") + " [default: 1e-4]", show_default=False),
@@ -148,7 +169,8 @@ def distill(
                       normalization=normalization.value, action_vocab=action_vocab.value, alpha=alpha,
                       chunk_size=chunk_size),
             cache_teacher=cache_teacher, teacher_cache=teacher_cache, top_k=top_k, tail_samples=tail_samples,
-            render=render.value, max_length=max_length, truncate=truncate.value,
+            render=render.value, max_length=max_length, truncate=truncate.value, window=window.value,
+            curriculum=curriculum.value if curriculum is not None else None, c0=c0, curriculum_steps=curriculum_steps,
             config_file=config,
             overrides=dict(lr=lr, schedule=schedule, warmup_steps=warmup_steps, epochs=epochs, max_steps=max_steps,
                            batch_size=batch_size, grad_accum=grad_accum, weight_decay=weight_decay,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sadcli.console import console
-from sadcli.distill.data import Curriculum, read_curriculum
+from sadcli.distill.data import Curriculum, fingerprint_settings, read_curriculum
 from sadcli.errors import InputError, SadError
 from sadcli.labels import ACT, REASON
 
@@ -37,6 +37,10 @@ class DistillOptions:
     render: str = "text"
     max_length: int = 1024
     truncate: str = "start"
+    window: str = "steps"          # longer records: step windows (steps) or one cut example (truncate/none)
+    curriculum: str | None = None  # pacing: none|sorted|stages|competence (None: sorted when records carry it)
+    c0: float = 0.1                # competence at step 0
+    curriculum_steps: int = 0      # T (0: half the run; stages: the whole run)
     config_file: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     log: str | None = None
@@ -78,7 +82,7 @@ def _is_emitted(rec: dict[str, Any]) -> bool:
 
 
 def prepare_data(path: str, tokenizer: Any, *, render: str = "text", max_length: int = 1024,
-                 truncate: str = "start") -> Prepared:
+                 truncate: str = "start", window: str = "steps") -> Prepared:
     """Read segmented JSONL (or ``sad mask-check --emit`` output) and build masked examples.
 
     Raises InputError for records without spans (with the hint to run ``sad segment``) and when no
@@ -101,8 +105,8 @@ def prepare_data(path: str, tokenizer: Any, *, render: str = "text", max_length:
             raise err.located(*where[index])
 
         examples = list(build_examples(records, tokenizer, render=render, max_length=max_length, keep=truncate,
-                                       on_error=located))
-    curriculum = read_curriculum(records, where)
+                                       on_error=located, window=window))
+    curriculum = read_curriculum(records, where).expand([ex.index for ex in examples])  # windows inherit it
     n_reason = sum(sum(1 for t in ex.token_labels[1:] if t == REASON) for ex in examples)
     n_act = sum(sum(1 for t in ex.token_labels[1:] if t == ACT) for ex in examples)
     truncated = sum(1 for ex in examples if ex.stats.truncated_tokens)
@@ -110,18 +114,34 @@ def prepare_data(path: str, tokenizer: Any, *, render: str = "text", max_length:
         raise InputError(f"{path}: no reasoning or action token is left to train on "
                          f"({len(examples)} records, {truncated} truncated at --max-length {max_length})",
                          hint="raise --max-length, use --keep end, or check the spans with sad mask-check")
-    stats = {"records": len(examples), "tokens": sum(len(ex.input_ids) for ex in examples),
+    stats = {"records": len(records), "examples": len(examples), "tokens": sum(len(ex.input_ids) for ex in examples),
              "reason_tokens": n_reason, "act_tokens": n_act, "truncated_records": truncated,
              "truncated_reason_tokens": sum(ex.stats.truncated_reason for ex in examples),
              "truncated_act_tokens": sum(ex.stats.truncated_act for ex in examples),
              "no_supervised_records": sum(1 for ex in examples
                                           if not any(t in (REASON, ACT) for t in ex.token_labels[1:]))}
+    stats.update(_window_stats(examples))
     from sadcli.distill.teacher_cache import data_fingerprint
 
     settings = ({"emitted": True} if emitted else
-                {"render": render, "max_length": max_length, "truncate": truncate, "emitted": False})
+                fingerprint_settings(render, max_length, truncate, window))
     fp = data_fingerprint(examples, **settings)
     return Prepared(examples, curriculum, fp, path, stats)
+
+
+def _window_stats(examples: list[Any]) -> dict[str, Any]:
+    """Step windows: how many records became how many examples (``windows_per_record``: id -> count)."""
+    per: dict[str, int] = {}
+    split = context = 0
+    for ex in examples:
+        w = getattr(ex, "window", None)
+        if w is not None:
+            per[ex.id] = w.count
+            split += ex.stats.split_steps
+            context += ex.stats.context_tokens
+    return {"windowed_records": len(per),
+            "window_examples": sum(per.values()), "max_windows": max(per.values(), default=1),
+            "split_steps": split, "context_tokens": context, "windows_per_record": per}
 
 
 def _from_emitted(records: list[dict[str, Any]], where: list[tuple[str, Any]]) -> list[Any]:
@@ -270,12 +290,13 @@ def build_job(opts: DistillOptions) -> Any:
     torch.manual_seed(cfg.seed)
     tokenizer = load_tokenizer(opts.teacher if not opts.teacher_cache or not opts.student else opts.student)
     prepared = prepare_data(opts.input, tokenizer, render=opts.render, max_length=opts.max_length,
-                            truncate=opts.truncate)
+                            truncate=opts.truncate, window=opts.window)
     objective = Objective.from_options(opts.loss, seed=cfg.seed, examples=prepared.examples,
                                        eos_id=tokenizer.eos_token_id,
                                        data_settings={"render": opts.render, "max_length": opts.max_length,
-                                                      "truncate": opts.truncate})
+                                                      "truncate": opts.truncate, "window": opts.window})
     _summary_data(prepared, opts)
+    pacing = None if opts.cache_teacher else _pacing(opts, prepared.curriculum)
 
     from_layers = not opts.student and not opts.student_config
     need_teacher_model = bool(opts.cache_teacher) or from_layers or \
@@ -342,7 +363,7 @@ def build_job(opts: DistillOptions) -> Any:
         "data": {"input": os.path.abspath(opts.input) if opts.input != "-" else "-", **prepared.stats,
                  "render": opts.render, "max_length": opts.max_length, "keep": opts.truncate,
                  "fingerprint": prepared.fingerprint,
-                 "curriculum": prepared.curriculum.active},
+                 "curriculum": pacing.to_dict() if pacing is not None else None, "window": opts.window},
         "teacher": identity or {"spec": opts.teacher}, "teacher_cache": opts.teacher_cache,
         "student": how, "loss": objective.describe(), "train": cfg.to_dict(), "seed": cfg.seed,
     }
@@ -351,7 +372,7 @@ def build_job(opts: DistillOptions) -> Any:
     ).encode()).hexdigest()
     job = DistillJob(student=student, tokenizer=tokenizer, examples=prepared.examples, objective=objective,
                      train=cfg, out_dir=opts.output, teacher=teacher, cache=cache,
-                     curriculum=prepared.curriculum, log_path=opts.log, resume=opts.resume, device=opts.device,
+                     curriculum=prepared.curriculum, pacing=pacing, log_path=opts.log, resume=opts.resume, device=opts.device,
                      report_to=opts.report_to, run_config=run_config, show_progress=not opts.quiet)
     return job
 
@@ -361,16 +382,33 @@ def _student_name(opts: DistillOptions) -> str:
                             else f"--student-layers {opts.student_layers}")
 
 
+def _pacing(opts: DistillOptions, curriculum: Curriculum) -> Any:
+    """Resolve ``--curriculum`` (default: sorted when the records carry the fields) and say which at start."""
+    from sadcli.distill.data import resolve_pacing
+
+    p = resolve_pacing(opts.curriculum, curriculum, c0=opts.c0, steps=opts.curriculum_steps)
+    why = "" if opts.curriculum else (" (default: the records carry curriculum fields)" if curriculum.active
+                                      else " (default: the records carry no curriculum fields)")
+    T = f"{p.steps} steps" if p.steps else ("the whole run" if p.mode == "stages" else "half the run")
+    detail = {"none": "seeded shuffle", "sorted": "one pass easy -> hard per epoch, ties shuffled",
+              "stages": f"baby steps, stage s open after s/K of {T}",
+              "competence": f"c(t) = min(1, sqrt(t(1-c0^2)/T + c0^2)), c0 = {p.c0}, T = {T}"}[p.mode]
+    console.print(f"curriculum: {p.mode}{why} — {detail}", highlight=False)
+    return p
+
+
 def _summary_data(p: Prepared, opts: DistillOptions) -> None:
     s = p.stats
     msg = (f"data: {s['records']} records, {s['tokens']} tokens, {s['reason_tokens']} reasoning + "
            f"{s['act_tokens']} action tokens supervised")
+    if s.get("windowed_records"):
+        msg += (f"; {s['windowed_records']} records longer than --max-length {opts.max_length} became "
+                f"{s['window_examples']} step windows ({s['window_examples'] / s['windowed_records']:.2f} per record, "
+                f"at most {s['max_windows']}; {s['split_steps']} over-long steps split) -> {s['examples']} examples")
     if s["truncated_records"]:
         msg += (f"; {s['truncated_records']} records truncated at --max-length {opts.max_length} "
                 f"({s['truncated_reason_tokens']} reasoning, {s['truncated_act_tokens']} action tokens cut)")
-    if p.curriculum.active:
-        msg += "; curriculum order"
-    console.print(msg)
+    console.print(msg, highlight=False)
 
 
 __all__ = ["DistillOptions", "Prepared", "prepare_data", "build_student", "build_teacher_cache", "run",
