@@ -125,7 +125,11 @@ def entropy_from_cache(path: str, records: Sequence[dict[str, Any]], tokenizer: 
                          hint="build the cache from the segmented JSONL you score here")
     render, max_length = data.get("render", "text"), data.get("max_length")
     truncate, window = data.get("truncate", "start"), data.get("window", "truncate")
-    built = list(build_examples(records, tokenizer, render=render, max_length=max_length, keep=truncate,
-                                window=window, on_error=located))
-    fp = data_fingerprint(built, **fingerprint_settings(render, max_length, truncate, window))
+    settings = fingerprint_settings(render, max_length, truncate, window)
+    if examples is not None and data_fingerprint(examples, **settings) == data.get("fingerprint"):
+        built = list(examples)   # the curriculum's own examples are the cache's: no second tokenization
+    else:
+        built = list(build_examples(records, tokenizer, render=render, max_length=max_length, keep=truncate,
+                                    window=window, on_error=located))
+    fp = data_fingerprint(built, **settings)
     return cache_entropy(path, built, len(records), fingerprint=fp)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sadcli.curriculum import CurriculumOptions, build, entropy_from_cache, score_records
+from sadcli.curriculum import CurriculumOptions, build, entropy_from_cache
 from sadcli.curriculum.signals import lengths, teacher_entropy
 from sadcli.labels import ACT, REASON
 
@@ -66,8 +66,8 @@ def test_cache_entropy_agrees_with_the_dense_teacher(tokenizer, seg_records, tmp
     """
     from distill_fixtures import write_jsonl
 
-    from sadcli.curriculum.signals import bucketed_entropy
     from sadcli.curriculum.score import complexity, order
+    from sadcli.curriculum.signals import bucketed_entropy
     from sadcli.distill.pipeline import DistillOptions, run
     from sadcli.distill.teacher_cache import TeacherCache
     from sadcli.models.spec import load_model
