@@ -103,8 +103,8 @@ def curriculum(
                 task = progress.add_task("teacher entropy", total=None, info="")
                 scored = score_records(records, tok, opts, teacher=model, teacher_cache=teacher_cache,
                                        device=device, located=located,
-                                       on_batch=lambda done: progress.update(task, completed=done,
-                                                                             info=f"{done} examples"))
+                                       on_batch=lambda done, total: progress.update(
+                                           task, completed=done, total=total, info="examples"))
         else:
             scored = score_records(records, tok, opts, teacher=model, teacher_cache=teacher_cache, device=device,
                                    located=located)

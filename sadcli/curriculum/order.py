@@ -63,7 +63,7 @@ def build(records: Sequence[dict[str, Any]], tokenizer: Any, opts: CurriculumOpt
 
 def score_records(records: Sequence[dict[str, Any]], tokenizer: Any, opts: CurriculumOptions | None = None, *,
                   teacher: Any = None, teacher_cache: str | None = None, examples: Sequence[Any] | None = None,
-                  device: Any = None, on_batch: Callable[[int], None] | None = None,
+                  device: Any = None, on_batch: Callable[[int, int], None] | None = None,
                   located: Callable[[int, dict, SadError], None] | None = None) -> Scored:
     """Score and order records (easy -> hard), adding ``curriculum``, ``curriculum_rank``, ``curriculum_stage``.
 

@@ -85,7 +85,7 @@ def teacher_entropy(examples: Sequence[Any], teacher: Any, n_records: int, *, ba
     Args:
         examples: masked examples (``index`` = the record's input position).
         teacher: a Hugging Face causal LM.
-        on_batch: optional ``f(n_examples_done)`` progress callback.
+        on_batch: optional ``f(examples_done, examples_total)`` progress callback.
     """
     import torch
 
@@ -125,7 +125,7 @@ def teacher_entropy(examples: Sequence[Any], teacher: Any, n_records: int, *, ba
             np.add.at(count, rec, 1)
             done += len(idx)
             if on_batch is not None:
-                on_batch(done)
+                on_batch(done, len(examples))
     return Sums(total, count, "teacher")
 
 

@@ -160,3 +160,30 @@ def test_collect_segment_curriculum_distill_shell_pipeline(tiny_teacher, tmp_pat
     cfg = json.loads((out / "sad_config.json").read_text())
     assert cfg["data"]["records"] == 3 and cfg["data"]["curriculum"]["mode"] == "sorted"
     assert cfg["summary"]["steps"] == 2
+
+
+@pytest.mark.slow
+def test_competence_pacing_with_two_processes_equals_one_with_accumulation(seg_file, tiny_teacher, tmp_path):
+    """DDP: both ranks draw from the same competence set, so 2 CPU processes = 1 process x --grad-accum 2."""
+    data = _ordered(seg_file, tmp_path)
+    common = ["distill", data, "--teacher", tiny_teacher, "--student-layers", "2", "--max-length", "128",
+              "--batch-size", "2", "--max-steps", "3", "--lr", "1e-3", "--seed", "1", "--curriculum", "competence",
+              "--c0", "0.3", "-q"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    one, two = tmp_path / "one", tmp_path / "two"
+    p = subprocess.run([sys.executable, "-m", "sadcli", *common, "--grad-accum", "2", "-o", str(one)], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                        "29541", "-m", "sadcli", *common, "-o", str(two)], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    sa = json.loads((one / "sad_config.json").read_text())["summary"]
+    sb = json.loads((two / "sad_config.json").read_text())["summary"]
+    assert sb["processes"] == 2
+    assert (sb["last"]["n_reason"], sb["last"]["n_act"], sb["tokens_seen"]) == \
+        (sa["last"]["n_reason"], sa["last"]["n_act"], sa["tokens_seen"])
+    assert sb["last"]["loss"] == pytest.approx(sa["last"]["loss"], rel=1e-5)
+    a, b = load_file(str(one / "model.safetensors")), load_file(str(two / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
