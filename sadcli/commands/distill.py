@@ -19,6 +19,7 @@ class LossName(str, Enum):
     token_kd = "token-kd"
     kd = "kd"
     seqkd = "seqkd"
+    sft = "sft"
     flat = "flat"
     only_reason = "only-reason"
     only_act = "only-act"
@@ -33,6 +34,7 @@ class CurriculumMode(str, Enum):
 
 
 class Divergence(str, Enum):
+    auto = "auto"
     forward = "forward"
     reverse = "reverse"
     jsd = "jsd"
@@ -46,6 +48,11 @@ class Normalization(str, Enum):
 class ActionVocab(str, Enum):
     full = "full"
     restricted = "restricted"
+
+
+class SpanVocab(str, Enum):
+    full = "full"
+    bucketed = "bucketed"
 
 
 def _h(name: str) -> str:
@@ -68,11 +75,12 @@ def distill(
     student_config: Optional[str] = typer.Option(None, "--student-config",
                                                  help="Student = a freshly initialized model from this Hugging "
                                                       "Face config.json.", show_default=False),
-    loss: LossName = typer.Option(LossName.sad, "--loss", help="Objective: the SAD loss or a baseline/ablation."),
+    loss: LossName = typer.Option(LossName.sad, "--loss", help="Objective: the SAD loss, a baseline/ablation (docs/losses.md), or sft (fine-tune a teacher, no teacher model)."),
     lambda_reason: float = typer.Option(1.0, "--lambda-reason", help="λ_r, weight of L_CoT."),
     lambda_act: float = typer.Option(1.0, "--lambda-act", help="λ_a, weight of L_Act."),
-    divergence: Divergence = typer.Option(Divergence.forward, "--divergence",
-                                          help="forward KL(T||S) (the paper), reverse KL, or generalized JSD."),
+    divergence: Divergence = typer.Option(Divergence.auto, "--divergence",
+                                          help="forward KL(T||S) (the paper), reverse KL, or generalized JSD; "
+                                               "auto: reverse for token-kd (MiniLLM), forward otherwise."),
     beta: float = typer.Option(0.5, "--beta", help="β of the generalized JSD."),
     temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature τ (losses scaled by τ²)."),
     normalization: Normalization = typer.Option(Normalization.per_span, "--normalization",
@@ -81,6 +89,15 @@ def distill(
     action_vocab: ActionVocab = typer.Option(ActionVocab.full, "--action-vocab",
                                              help="full vocabulary, or restricted to the token ids seen in "
                                                   "action spans (+ end-of-turn) for L_Act."),
+    span_vocab: SpanVocab = typer.Option(SpanVocab.full, "--span-vocab",
+                                         help="full vocabulary, or bucketed (paper Eq. 8): reasoning/action "
+                                              "positions compared over their span kind's token domain plus one "
+                                              "'other' bucket (span-aware losses; online teacher only)."),
+    supervise: Optional[str] = typer.Option(None, "--supervise",
+                                            help="Token kinds to train on, comma-separated: reason, act, obs "
+                                                 "(every token after the task prompt the agent did not write), "
+                                                 "prompt. Default: the loss's own set (docs/losses.md).",
+                                            show_default=False),
     alpha: float = typer.Option(0.5, "--alpha", help="kd: weight of the cross-entropy term."),
     chunk_size: int = typer.Option(0, "--chunk-size", min=0,
                                    help="Supervised positions per logits chunk (memory vs speed); 0 = auto."),
@@ -141,6 +158,9 @@ def distill(
                                                   show_default=False),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in -o (same "
                                 "command otherwise)."),
+    trust_spans: bool = typer.Option(False, "--trust-spans",
+                                     help="Train on records without 'steps' (their spans cannot be checked "
+                                          "against the step texts; records with steps are always checked)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1... (default: best available; "
                                          "use accelerate launch for several GPUs).", show_default=False),
     quiet: bool = QuietOpt,
@@ -167,7 +187,7 @@ def distill(
             loss=dict(name=loss.value, lambda_reason=lambda_reason, lambda_act=lambda_act,
                       divergence=divergence.value, beta=beta, temperature=temperature,
                       normalization=normalization.value, action_vocab=action_vocab.value, alpha=alpha,
-                      chunk_size=chunk_size),
+                      chunk_size=chunk_size, span_vocab=span_vocab.value, supervise=supervise or ""),
             cache_teacher=cache_teacher, teacher_cache=teacher_cache, top_k=top_k, tail_samples=tail_samples,
             render=render.value, max_length=max_length, truncate=truncate.value, window=window.value,
             curriculum=curriculum.value if curriculum is not None else None, c0=c0, curriculum_steps=curriculum_steps,
@@ -176,5 +196,5 @@ def distill(
                            batch_size=batch_size, grad_accum=grad_accum, weight_decay=weight_decay,
                            grad_clip=grad_clip, seed=seed, log_every=log_every, save_every=save_every,
                            mixed_precision=mixed_precision),
-            log=log, report_to=tuple(report_to or ()), resume=resume, device=device, quiet=quiet)
+            log=log, report_to=tuple(report_to or ()), resume=resume, trust_spans=trust_spans, device=device, quiet=quiet)
         run(opts)

@@ -23,13 +23,23 @@ class Objective:
 
     @classmethod
     def from_options(cls, options: dict[str, Any], *, seed: int = 0, examples: Sequence[Any] = (),
-                     eos_id: int | None = None, data_settings: dict[str, Any] | None = None) -> Objective:
-        """Build from ``sad distill`` loss options; V_a comes from the examples' action tokens + EOS."""
+                     eos_id: int | None = None, data_settings: dict[str, Any] | None = None,
+                     tokenizer: Any = None) -> Objective:
+        """Build from ``sad distill`` loss options; V_a comes from the examples' action tokens + EOS;
+        the bucketed domains V_r, V_a from the examples' spans + the tokenizer's marker tokens + EOS."""
         from sadcli.errors import InputError
         from sadcli.losses.sad_loss import LossConfig
 
         opts = dict(options)
         opts.setdefault("seed", seed)
+        if opts.get("span_vocab") == "bucketed":
+            from sadcli.losses.vocab import build_span_vocab, marker_token_ids
+
+            extra = set() if eos_id is None else {eos_id}
+            if tokenizer is not None:
+                extra.update(marker_token_ids(tokenizer))
+            opts["span_vocab_ids"] = build_span_vocab(((ex.input_ids, ex.token_labels) for ex in examples),
+                                                      extra_ids=sorted(extra))
         if opts.get("action_vocab") == "restricted":
             from sadcli.losses.vocab import build_action_vocab
 
@@ -55,8 +65,15 @@ class Objective:
 
     @property
     def positions(self) -> str:
-        """``agent`` (reason + act rows) or ``all`` (``flat``: every token)."""
-        return "all" if self.config.name == "flat" else "agent"
+        """Which rows the loss supervises: ``agent`` (reason + act rows) or the kinds, e.g. ``reason,act,obs``."""
+        names = self.config.supervise_names
+        return "agent" if names == ("reason", "act") else ",".join(names)
+
+    @property
+    def bucketed(self) -> bool:
+        from sadcli.losses.baselines import SPAN_AWARE
+
+        return self.config.span_vocab == "bucketed" and self.config.name in SPAN_AWARE
 
     @property
     def restricted(self) -> bool:
@@ -88,11 +105,19 @@ class Objective:
         check_logit_transform(student, self.student_transform)
 
     # --- per step --------------------------------------------------------------------------
-    def counts(self, token_labels: Any) -> tuple[float, float, float]:
-        """Supervised (reason, act, other) positions of a micro-batch ``[B, T]`` (next-token aligned)."""
-        from sadcli.losses.alignment import span_counts
+    def counts(self, token_labels: Any, input_ids: Any = None) -> tuple[float, float, float]:
+        """Supervised (reason, act, other) positions of a micro-batch ``[B, T]`` (next-token aligned), as
+        this loss supervises them (its token set; random-spans' relabelled kinds, which need ``input_ids``)."""
+        from sadcli.losses.alignment import positions_counts
+        from sadcli.losses.sad_loss import loss_positions
 
-        c = span_counts(token_labels)
+        if input_ids is None:
+            import torch
+
+            if self.config.name == "random-spans":
+                raise ValueError("random-spans counts need input_ids")
+            input_ids = torch.zeros_like(token_labels)
+        c = positions_counts(loss_positions(self.config, token_labels, input_ids))
         return float(c.reason), float(c.act), float(c.other)
 
     def loss(self, student_hidden: Any, lm_head: Any, input_ids: Any, token_labels: Any, teacher: Any,
@@ -181,10 +206,12 @@ class Objective:
         from sadcli.losses.sad_loss import loss_positions
         from sadcli.losses.teachers import as_head
 
-        if self.restricted:
+        if self.restricted or self.bucketed:
             from sadcli.errors import InputError
 
-            raise InputError("--action-vocab restricted is not supported with a teacher cache yet",
+            opt = "--action-vocab restricted" if self.restricted else "--span-vocab bucketed"
+            raise InputError(f"{opt} is not supported with a teacher cache: a top-k cache does not hold the "
+                             "teacher's mass on every id of the span vocabulary",
                              hint="train with the online teacher (drop --cache-teacher/--teacher-cache)")
         pos = loss_positions(self.config, token_labels, input_ids)
         h = pos.gather(hidden)
@@ -214,4 +241,53 @@ class Objective:
         ids = d.pop("action_vocab_ids", None)
         if ids is not None:
             d["action_vocab_size"] = int(len(ids))
+        span = d.pop("span_vocab_ids", None)
+        if span is not None:
+            from sadcli.labels import ACT, REASON
+
+            d["span_vocab_sizes"] = {"reason": int(len(span[REASON])), "act": int(len(span[ACT]))}
+        d["supervise"] = ",".join(self.config.supervise_names)
         return d
+
+
+TEACHER_LOSSES = ("seqkd", "kd", "token-kd", "sad", "flat", "only-reason", "only-act", "random-spans")
+
+
+def _same_teacher(recorded: str, spec: str) -> bool:
+    r, s = recorded.strip(), spec.strip()
+    if r == s:
+        return True
+    kind, _, rest = r.partition(":")
+    return kind == "hf" and rest == s
+
+
+def provenance(examples: Sequence[Any], teacher_spec: str | None, loss_name: str, *, warn: Any = None
+               ) -> dict[str, Any]:
+    """Who wrote the training text, compared with the teacher being distilled.
+
+    ``collect`` writes ``teacher`` on every record (``expert``, ``hf:<spec>``...). For the distillation
+    losses (seqkd is defined on text the teacher generated; kd, token-kd and the span losses compare the
+    student with the teacher on that text), a record whose ``teacher`` differs from ``--teacher`` means
+    "distilling a teacher on text it did not write": ``warn(message)`` is called once. ``sft`` trains on
+    whatever wrote the data (no teacher model), so nothing is compared. Records without ``teacher``
+    (hand-made data) are counted as ``<not recorded>`` and do not warn.
+
+    Returns:
+        ``{"record_teachers": {name: count}, "teacher": spec or None, "matches": bool | None}`` for
+        sad_config.json and the summary.
+    """
+    from collections import Counter
+
+    seen = Counter(str((getattr(ex, "extra", None) or {}).get("teacher", "<not recorded>")) for ex in examples)
+    out: dict[str, Any] = {"record_teachers": dict(seen), "teacher": None, "matches": None}
+    if loss_name not in TEACHER_LOSSES:
+        return out
+    out["teacher"] = teacher_spec
+    known = {k: v for k, v in seen.items() if k != "<not recorded>"}
+    other = {k: v for k, v in known.items() if teacher_spec is None or not _same_teacher(k, teacher_spec)}
+    out["matches"] = (not other) if known else None
+    if other and warn is not None:
+        listed = ", ".join(f"{k} ({v})" for k, v in sorted(other.items(), key=lambda kv: -kv[1]))
+        warn(f"distilling a teacher on text it did not write: --teacher {teacher_spec} but the records were "
+             f"written by {listed}. For seqkd use `sad collect --teacher hf:{teacher_spec}` output; see docs/losses.md")
+    return out

@@ -46,6 +46,7 @@ class DistillOptions:
     log: str | None = None
     report_to: Sequence[str] = ()
     resume: bool = False
+    trust_spans: bool = False  # records without ``steps``: train on spans that cannot be checked
     device: str | None = None
     quiet: bool = False
     dtype: str = "float32"
@@ -66,10 +67,10 @@ class Prepared:
 # --- data ------------------------------------------------------------------------------------
 
 def _read(path: str) -> tuple[list[dict[str, Any]], list[tuple[str, Any]]]:
-    from sadcli.jsonl import read_records
+    from sadcli.jsonl import FIX_HINT, read_records
 
     records, where = [], []
-    for line, rec in read_records(path):
+    for line, rec in read_records(path, hint=FIX_HINT):  # distill has no --on-error
         records.append(rec)
         where.append((line.file, line.line))
     if not records:
@@ -82,7 +83,7 @@ def _is_emitted(rec: dict[str, Any]) -> bool:
 
 
 def prepare_data(path: str, tokenizer: Any, *, render: str = "text", max_length: int = 1024,
-                 truncate: str = "start", window: str = "steps") -> Prepared:
+                 truncate: str = "start", trust_spans: bool = False, window: str = "steps") -> Prepared:
     """Read segmented JSONL (or ``sad mask-check --emit`` output) and build masked examples.
 
     Raises InputError for records without spans (with the hint to run ``sad segment``) and when no
@@ -93,13 +94,14 @@ def prepare_data(path: str, tokenizer: Any, *, render: str = "text", max_length:
     records, where = _read(path)
     emitted = _is_emitted(records[0])
     if emitted:
-        examples = _from_emitted(records, where)
+        examples = _fit_emitted(_from_emitted(records, where), where, max_length, truncate, len(tokenizer))
     else:
         for rec, (file, line) in zip(records, where, strict=False):
             if "spans" not in rec or "text" not in rec:
                 raise InputError("record has no \"spans\" (not segmented)", file=file, line=line,
                                  hint=f"run `sad segment {path if path != '-' else 'FILE'}` first and train on "
                                       "its output")
+        check_span_contents(records, where, trust_spans=trust_spans)
 
         def located(index: int, rec: dict, err: SadError) -> None:
             raise err.located(*where[index])
@@ -113,7 +115,8 @@ def prepare_data(path: str, tokenizer: Any, *, render: str = "text", max_length:
     if n_reason + n_act == 0:
         raise InputError(f"{path}: no reasoning or action token is left to train on "
                          f"({len(examples)} records, {truncated} truncated at --max-length {max_length})",
-                         hint="raise --max-length, use --keep end, or check the spans with sad mask-check")
+                         hint="raise --max-length" + (", use --keep end" if truncate != "end" else "")
+                              + ", or check the spans with sad mask-check")
     stats = {"records": len(records), "examples": len(examples), "tokens": sum(len(ex.input_ids) for ex in examples),
              "reason_tokens": n_reason, "act_tokens": n_act, "truncated_records": truncated,
              "truncated_reason_tokens": sum(ex.stats.truncated_reason for ex in examples),
@@ -123,7 +126,7 @@ def prepare_data(path: str, tokenizer: Any, *, render: str = "text", max_length:
     stats.update(_window_stats(examples))
     from sadcli.distill.teacher_cache import data_fingerprint
 
-    settings = ({"emitted": True} if emitted else
+    settings = ({"emitted": True, "max_length": max_length, "truncate": truncate} if emitted else
                 fingerprint_settings(render, max_length, truncate, window))
     fp = data_fingerprint(examples, **settings)
     return Prepared(examples, curriculum, fp, path, stats)
@@ -155,6 +158,63 @@ def _from_emitted(records: list[dict[str, Any]], where: list[tuple[str, Any]]) -
         except SadError as e:
             raise e.located(file, line) from None
     return out
+
+
+def check_span_contents(records: list[dict[str, Any]], where: list[tuple[str, Any]], *,
+                        trust_spans: bool = False) -> None:
+    """Stop at the first span that does not hold what its kind and step claim (sadcli.masks.spancheck).
+
+    Records without ``steps`` cannot be checked: an error unless ``trust_spans``.
+    """
+    from sadcli.masks.spancheck import HINT, NO_STEPS_HINT, check_spans, has_steps
+    from sadcli.schema import validate_segmented
+
+    for rec, (file, line) in zip(records, where, strict=False):
+        if not has_steps(rec):
+            if trust_spans:
+                continue
+            raise InputError("record has no \"steps\": its spans cannot be checked against them",
+                             file=file, line=line, hint=NO_STEPS_HINT)
+        try:
+            validate_segmented(rec)
+        except SadError as e:
+            raise e.located(file, line) from None
+        bad = check_spans(rec, limit=1)
+        if bad:
+            raise InputError(bad[0].message(), file=file, line=line, hint=HINT)
+
+
+def _fit_emitted(examples: list[Any], where: list[tuple[str, Any]], max_length: int, keep: str,
+                 vocab: int) -> list[Any]:
+    """``--emit`` examples: ids checked against the vocabulary, cut to ``max_length`` like text input."""
+    import numpy as np
+
+    from sadcli.labels import IGNORE_INDEX
+
+    for ex, (file, line) in zip(examples, where, strict=False):
+        ids = np.asarray(ex.input_ids, dtype=np.int64)
+        bad = np.flatnonzero((ids < 0) | (ids >= vocab))
+        if len(bad):
+            t = int(bad[0])
+            raise InputError(f"input_ids[{t}] = {int(ids[t])} is not a token id of this tokenizer "
+                             f"(vocabulary 0..{vocab - 1}; {len(bad)} bad id(s))", file=file, line=line,
+                             hint="emit with the same tokenizer as --teacher (sad mask-check --tokenizer)")
+        n = len(ids)
+        if n <= max_length:
+            continue
+        lo, hi = (0, max_length) if keep == "start" else (n - max_length, n)
+        labels = np.asarray(ex.token_labels, dtype=np.int64)
+        cut = np.concatenate([labels[:lo], labels[hi:]])
+        ex.stats.truncated_reason += int((cut == REASON).sum())
+        ex.stats.truncated_act += int((cut == ACT).sum())
+        ex.stats.truncated_tokens += n - max_length
+        ex.stats.n_tokens = max_length
+        ex.input_ids = ex.input_ids[lo:hi]
+        ex.token_labels = ex.token_labels[lo:hi]
+        ex.attention_mask = ex.attention_mask[lo:hi]
+        kept = labels[lo:hi]
+        ex.labels = np.where((kept == REASON) | (kept == ACT), ids[lo:hi], IGNORE_INDEX).tolist()
+    return examples
 
 
 # --- models ----------------------------------------------------------------------------------
@@ -258,16 +318,34 @@ def run(opts: DistillOptions) -> dict[str, Any]:
     cache manifest or the training summary."""
     from sadcli.distill.trainer import train
 
+    check_distill_outputs(opts)  # before data, models or any output
     built = build_job(opts)
     if not hasattr(built, "student"):  # the cache manifest
         return built
     job = built
     summary = train(job, on_log=opts.on_log)
     last, first = summary.get("last") or {}, summary.get("first") or {}
+    if not last or summary.get("resumed_from") == summary["steps"]:
+        console.print(f"done: nothing left to train (already at step {summary['steps']}); student saved to "
+                      f"{opts.output}")
+        return summary
     console.print(f"done: {summary['steps']} steps, loss {first.get('loss', float('nan')):.4f} -> "
                   f"{last.get('loss', float('nan')):.4f} (L_CoT {last.get('loss_cot', 0):.4f}, "
                   f"L_Act {last.get('loss_act', 0):.4f}); student saved to {opts.output}")
     return summary
+
+
+def check_distill_outputs(opts: DistillOptions) -> None:
+    """Every output location, checked before anything is loaded or written: -o (a folder, not a file),
+    --log, --cache-teacher."""
+    from sadcli.fsutil import check_output, check_output_dir
+
+    if opts.output:
+        check_output_dir(opts.output, what="-o")
+    if opts.cache_teacher:
+        check_output_dir(opts.cache_teacher, what="--cache-teacher")
+    if opts.log:
+        check_output(opts.log, what="--log")
 
 
 def build_job(opts: DistillOptions) -> Any:
@@ -288,15 +366,20 @@ def build_job(opts: DistillOptions) -> Any:
 
     hf_logging.disable_progress_bar()  # our own progress goes to stderr through the shared console
     torch.manual_seed(cfg.seed)
-    tokenizer = load_tokenizer(opts.teacher if not opts.teacher_cache or not opts.student else opts.student)
+    no_teacher = opts.loss.get("name") == "sft" and bool(opts.student)  # sft: the student is the only model
+    tokenizer = load_tokenizer(opts.student if opts.student and (opts.teacher_cache or no_teacher) else opts.teacher)
     prepared = prepare_data(opts.input, tokenizer, render=opts.render, max_length=opts.max_length,
-                            truncate=opts.truncate, window=opts.window)
+                            truncate=opts.truncate, trust_spans=opts.trust_spans, window=opts.window)
     objective = Objective.from_options(opts.loss, seed=cfg.seed, examples=prepared.examples,
-                                       eos_id=tokenizer.eos_token_id,
+                                       eos_id=tokenizer.eos_token_id, tokenizer=tokenizer,
                                        data_settings={"render": opts.render, "max_length": opts.max_length,
                                                       "truncate": opts.truncate, "window": opts.window})
     _summary_data(prepared, opts)
     pacing = None if opts.cache_teacher else _pacing(opts, prepared.curriculum)
+    from sadcli.distill.objective import provenance
+
+    origin = provenance(prepared.examples, opts.teacher, objective.name,
+                        warn=lambda m: console.print(f"[yellow]warning:[/] {m}", soft_wrap=True))
 
     from_layers = not opts.student and not opts.student_config
     need_teacher_model = bool(opts.cache_teacher) or from_layers or \
@@ -364,7 +447,8 @@ def build_job(opts: DistillOptions) -> Any:
                  "render": opts.render, "max_length": opts.max_length, "keep": opts.truncate,
                  "fingerprint": prepared.fingerprint,
                  "curriculum": pacing.to_dict() if pacing is not None else None, "window": opts.window},
-        "teacher": identity or {"spec": opts.teacher}, "teacher_cache": opts.teacher_cache,
+        "teacher": None if objective.name == "sft" else (identity or {"spec": opts.teacher}),
+        "teacher_cache": opts.teacher_cache, "provenance": origin,
         "student": how, "loss": objective.describe(), "train": cfg.to_dict(), "seed": cfg.seed,
     }
     run_config["fingerprint"] = hashlib.sha256(json.dumps(

@@ -363,9 +363,12 @@ class TeacherCache:
         if temperature is not None and abs(self.manifest.get("temperature", 1.0) - temperature) > 1e-9:
             raise InputError(f"the teacher cache holds log-probs at temperature {self.manifest.get('temperature')}"
                              f", the loss uses {temperature}", hint="rebuild the cache with this --temperature")
-        if positions is not None and positions == "all" and self.manifest.get("positions") != "all":
-            raise InputError("this loss needs the teacher at every position but the cache holds agent "
-                             "(reason/act) positions only", hint="rebuild the cache with the same --loss")
+        have = self.manifest.get("positions", "agent")
+        if positions is not None and have != positions:
+            def said(p: str) -> str:
+                return "reason,act" if p == "agent" else p
+            raise InputError(f"this loss trains on {said(positions)} positions but the cache holds the teacher at "
+                             f"{said(have)} positions", hint="rebuild the cache with the same --loss and --supervise")
         if vocab_size is not None and self.manifest.get("vocab_size") != vocab_size:
             raise InputError(f"the cache's vocabulary has {self.manifest.get('vocab_size')} tokens, "
                              f"the student's {vocab_size}", hint="use a student with the teacher's tokenizer")

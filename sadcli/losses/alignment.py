@@ -58,7 +58,23 @@ class SupervisedPositions:
 
 
 AGENT_KINDS = (REASON, ACT)
+CONTINUATION_KINDS = (REASON, ACT, OBS)
 ALL_KINDS = (PROMPT, REASON, ACT, OBS)
+
+
+def continuation_labels(token_labels: torch.Tensor) -> torch.Tensor:
+    """Labels for supervision: PROMPT tokens that come *after* the task prompt become OBS.
+
+    The task prompt is the leading run of PROMPT tokens of each sequence; PROMPT tokens later on are the
+    chat template's glue between turns (``<|im_start|>user``...): context the agent did not write, inside
+    the continuation. Relabelled as OBS, the kinds ``{REASON, ACT, OBS}`` then cover exactly "every token
+    after the task prompt" and ``PROMPT`` exactly the task prompt. ``[B, T]`` -> ``[B, T]`` (a copy; PAD kept).
+    """
+    lab = token_labels
+    started = torch.cumsum(((lab == REASON) | (lab == ACT) | (lab == OBS)).long(), dim=1) > 0
+    out = lab.clone()
+    out[started & (lab == PROMPT)] = OBS
+    return out
 
 
 def next_token_labels(token_labels: torch.Tensor) -> torch.Tensor:
@@ -112,10 +128,21 @@ class SpanCounts:
     other: torch.Tensor   # prompt + observation tokens (only the ``flat`` loss supervises them)
 
 
-def span_counts(token_labels: torch.Tensor) -> SpanCounts:
-    """Count supervised positions per kind. ``token_labels``: ``[B, T]``.
+def span_counts(token_labels: torch.Tensor, kinds: tuple[int, ...] = ALL_KINDS) -> SpanCounts:
+    """Count positions per kind. ``token_labels``: ``[B, T]`` (after any relabelling the loss does:
+    use ``loss_positions(cfg, ...).kinds`` or :func:`positions_counts` for a configured loss).
 
-    Random label shuffling (``random-spans``) keeps these counts, so they hold for every loss."""
+    ``other`` counts the PROMPT/OBS positions among ``kinds`` (default: all of them)."""
     nxt = token_labels[:, 1:]
-    return SpanCounts(reason=(nxt == REASON).sum(), act=(nxt == ACT).sum(),
-                      other=((nxt == PROMPT) | (nxt == OBS)).sum())
+    other = torch.zeros_like(nxt, dtype=torch.bool)
+    for k in kinds:
+        if k in (PROMPT, OBS):
+            other |= nxt == k
+    return SpanCounts(reason=(nxt == REASON).sum(), act=(nxt == ACT).sum(), other=other.sum())
+
+
+def positions_counts(pos: SupervisedPositions) -> SpanCounts:
+    """(reason, act, other) counts of supervised positions, e.g. from ``loss_positions``."""
+    k = pos.kinds
+    r, a = (k == REASON).sum(), (k == ACT).sum()
+    return SpanCounts(reason=r, act=a, other=k.numel() - r - a)

@@ -39,11 +39,15 @@ class Segment:
         rows: ``[n]`` long, supervised-row numbers (``0..N-1``).
         vocab_ids: ``[V_a]`` long (restricted vocabulary, renormalized) or None (full vocabulary).
         vocab_lookup: ``[V]`` long, full id -> column in ``vocab_ids`` (-1 if absent), for sparse teachers.
+        bucket_ids: ``[D]`` long or None: bucketed domain (``span_vocab="bucketed"``). Teacher and student
+            full distributions become ``D + 1`` buckets (the D ids, then "every other token"), dense
+            teachers only.
     """
 
     rows: torch.Tensor
     vocab_ids: torch.Tensor | None = None
     vocab_lookup: torch.Tensor | None = None
+    bucket_ids: torch.Tensor | None = None
 
 
 @dataclass
@@ -112,12 +116,19 @@ def row_terms(zs: torch.Tensor, job: Job, seg: Segment, rows: torch.Tensor
         if seg.vocab_ids is not None:
             s = s.index_select(1, seg.vocab_ids)
         ls = torch.log_softmax(s, dim=-1)
+        buckets = None if seg.bucket_ids is None else seg.bucket_ids.to(zs.device)[None, :].expand(zs.shape[0], -1)
+        if buckets is not None:
+            ls = bucket_logprobs(ls, buckets)
         tc = job.teacher.chunk(rows)
         if tc.logits is not None:
             zt = tc.logits / tau if tau != 1.0 else tc.logits
             if seg.vocab_ids is not None:
                 zt = zt.index_select(1, seg.vocab_ids)
             lt = torch.log_softmax(zt, dim=-1)
+            if buckets is not None:
+                lt = bucket_logprobs(lt, buckets)
+        elif buckets is not None:
+            raise ValueError("a bucketed segment needs a dense teacher")
         else:
             ids = tc.ids.to(zs.device)
             if seg.vocab_lookup is not None:
@@ -150,6 +161,7 @@ def _record(job: Job, rows: torch.Tensor, div, ce) -> None:
 def fast_path_ok(job: Job, seg: Segment) -> bool:
     """Whether a chunk can use the closed-form gradient (:func:`_fast_chunk`) instead of local autograd."""
     return ((job.transform is None or isinstance(job.transform, LogitTransform))
+            and seg.bucket_ids is None
             and (seg.vocab_ids is None or job.coef_ce is None)
             and (job.teacher is None or job.coef_div is None or not job.teacher.sparse)
             and (job.coef_ce is None or job.temperature == 1.0))

@@ -26,18 +26,23 @@ from typing import Any
 import torch
 
 from sadcli.errors import SadError
-from sadcli.labels import ACT, REASON
-from sadcli.losses.alignment import AGENT_KINDS, ALL_KINDS, SupervisedPositions, supervised_positions
-from sadcli.losses.baselines import row_coefficients, shuffle_span_labels
+from sadcli.labels import ACT, OBS, PROMPT, REASON
+from sadcli.losses.alignment import SupervisedPositions, continuation_labels, supervised_positions
+from sadcli.losses.baselines import SPAN_AWARE, row_coefficients, random_span_labels
 from sadcli.losses.chunked import Job, Segment, run_hidden, run_logits
 from sadcli.losses.divergences import DIVERGENCES
 from sadcli.losses.sparse import SparseTeacher
 from sadcli.losses.teachers import TeacherRows, as_head, as_teacher
 
-LOSS_NAMES = ("sad", "token-kd", "kd", "seqkd", "flat", "only-reason", "only-act", "random-spans")
+LOSS_NAMES = ("sad", "token-kd", "kd", "seqkd", "sft", "flat", "only-reason", "only-act", "random-spans")
 NORMALIZATIONS = ("per-span", "sum")
 ACTION_VOCABS = ("full", "restricted")
+SPAN_VOCABS = ("full", "bucketed")
 _SPAN_AWARE = ("sad", "only-act", "random-spans")   # losses where a restricted action vocabulary applies
+SUPERVISE_KINDS = {"prompt": PROMPT, "reason": REASON, "act": ACT, "obs": OBS}
+DEFAULT_SUPERVISE = {"token-kd": "reason,act,obs", "kd": "reason,act,obs", "only-reason": "reason",
+                     "only-act": "act"}   # every other loss: reason,act
+DEFAULT_DIVERGENCE = {"token-kd": "reverse"}   # MiniLLM; every other loss: forward (the paper)
 
 
 @dataclass
@@ -45,12 +50,14 @@ class LossConfig:
     """Options of the distillation loss (one field per ``sad distill`` option; ``help`` in metadata)."""
 
     name: str = field(default="sad", metadata={
-        "help": "Loss: sad (span-aware, the paper), token-kd (one KL over agent tokens), kd (α·CE + (1-α)·τ²·KL), "
-                "seqkd (CE on teacher tokens), flat (KL over every token), only-reason, only-act, random-spans.",
-        "choices": LOSS_NAMES})
-    divergence: str = field(default="forward", metadata={
+        "help": "Loss: sad (span-aware, the paper), token-kd (MiniLLM-style: one divergence over every token after "
+                "the task prompt), kd (α·CE + (1-α)·τ²·KL), seqkd (CE on teacher-generated tokens), sft (CE, "
+                "fine-tune a teacher), flat (no segmentation: one KL over reason+act), only-reason, only-act, "
+                "random-spans.", "choices": LOSS_NAMES})
+    divergence: str = field(default="auto", metadata={
         "help": "Divergence: forward KL(teacher||student) (the paper), reverse KL(student||teacher), or jsd "
-                "(generalized Jensen-Shannon with --beta).", "choices": DIVERGENCES})
+                "(generalized Jensen-Shannon with --beta); auto: reverse for token-kd (MiniLLM), forward otherwise.",
+        "choices": ("auto",) + DIVERGENCES})
     beta: float = field(default=0.5, metadata={
         "help": "JSD weight β in (0, 1): β·KL(T||M) + (1-β)·KL(S||M), M = β·T + (1-β)·S. Used with --divergence jsd."})
     temperature: float = field(default=1.0, metadata={
@@ -69,10 +76,28 @@ class LossConfig:
         "cli": False})
     alpha: float = field(default=0.5, metadata={
         "help": "kd only: weight α of the cross-entropy on the trajectory tokens (1-α on the τ²-scaled KL)."})
+    span_vocab: str = field(default="full", metadata={
+        "help": "full: every divergence over the whole vocabulary; bucketed (paper Eq. 8): on reasoning and action "
+                "positions of the span-aware losses, teacher and student distributions over that kind's domain "
+                "(ids seen in its spans + structural markers + end-of-turn) plus one 'other' bucket holding the "
+                "remaining mass.", "choices": SPAN_VOCABS})
+    span_vocab_ids: Any = field(default=None, metadata={
+        "help": "{REASON: [V_r], ACT: [V_a]} token ids for --span-vocab bucketed; built from the training data.",
+        "cli": False})
+    supervise: str = field(default="", metadata={
+        "help": "Token kinds the loss is computed on, comma-separated from reason, act, obs (every token after the "
+                "task prompt that the agent did not write), prompt (the task prompt); empty: the loss's own set "
+                "(token-kd, kd: reason,act,obs; only-reason: reason; only-act: act; others: reason,act)."})
     chunk_size: int = field(default=0, metadata={
         "help": "Supervised positions per chunk: at most [chunk_size, vocab] logits exist at once. 0 = auto "
                 "(about 8M logits per chunk on CPU, 32M on GPU; half that for sparse teachers)."})
-    seed: int = field(default=0, metadata={"help": "Seed of the random-spans label shuffle."})
+    seed: int = field(default=0, metadata={"help": "Seed of the random-spans relabelling."})
+
+    def __post_init__(self) -> None:
+        if self.divergence == "auto":
+            self.divergence = DEFAULT_DIVERGENCE.get(self.name, "forward")
+        if isinstance(self.supervise, (list, tuple)):
+            self.supervise = ",".join(self.supervise)
 
     def validate(self) -> LossConfig:
         """Raise :class:`SadError` on an invalid option; return self."""
@@ -91,6 +116,23 @@ class LossConfig:
             bad(f"unknown normalization {self.normalization!r}", f"choose from {', '.join(NORMALIZATIONS)}")
         if self.action_vocab not in ACTION_VOCABS:
             bad(f"unknown action vocabulary {self.action_vocab!r}", f"choose from {', '.join(ACTION_VOCABS)}")
+        if self.span_vocab not in SPAN_VOCABS:
+            bad(f"unknown span vocabulary {self.span_vocab!r}", f"choose from {', '.join(SPAN_VOCABS)}")
+        if self.span_vocab == "bucketed":
+            if self.name not in SPAN_AWARE:
+                bad(f"span_vocab=bucketed applies to span-aware losses ({', '.join(SPAN_AWARE)}), not {self.name}",
+                    "structure-blind baselines use the full vocabulary by definition")
+            ids = self.span_vocab_ids
+            if not isinstance(ids, dict) or any(len(ids.get(k, ())) == 0 for k in (REASON, ACT)):
+                bad("span_vocab=bucketed needs the reasoning and action vocabulary ids",
+                    "build them with sadcli.losses.build_span_vocab")
+            if self.action_vocab == "restricted":
+                bad("use either action_vocab=restricted or span_vocab=bucketed, not both")
+        unknown = [k for k in self.supervise_names if k not in SUPERVISE_KINDS]
+        if unknown:
+            bad(f"unknown token kind {unknown[0]!r} in supervise", f"choose from {', '.join(SUPERVISE_KINDS)}")
+        if self.supervise and not self.supervise_names:
+            bad("supervise names no token kind")
         if self.action_vocab == "restricted":
             if self.name not in _SPAN_AWARE:
                 bad(f"action_vocab=restricted applies to span-aware losses ({', '.join(_SPAN_AWARE)}), not {self.name}")
@@ -118,11 +160,19 @@ class LossConfig:
 
     @property
     def needs_teacher(self) -> bool:
-        return self.name != "seqkd"
+        return self.name not in ("seqkd", "sft")
+
+    @property
+    def supervise_names(self) -> tuple[str, ...]:
+        """The supervised token kinds by name, in canonical order (prompt, reason, act, obs)."""
+        raw = self.supervise or DEFAULT_SUPERVISE.get(self.name, "reason,act")
+        names = {x.strip() for x in raw.split(",") if x.strip()}
+        known = [k for k in SUPERVISE_KINDS if k in names]
+        return tuple(known + sorted(names - set(known)))
 
     @property
     def supervised_kinds(self) -> tuple[int, ...]:
-        return ALL_KINDS if self.name == "flat" else AGENT_KINDS
+        return tuple(SUPERVISE_KINDS[k] for k in self.supervise_names if k in SUPERVISE_KINDS)
 
 
 @dataclass
@@ -134,8 +184,9 @@ class LossOutput:
         cot: 0-dim, L_CoT as normalized by the config, before λ (detached; for logging). For ``kd`` and
             ``seqkd`` it is the same per-token objective restricted to reasoning tokens.
         act: 0-dim, L_Act likewise (detached).
-        other: 0-dim, the prompt/observation term (``flat`` only, else 0; detached).
-        ce: 0-dim mean (or sum) cross-entropy over agent tokens for ``kd``/``seqkd``, else None (detached).
+        other: 0-dim, the prompt/observation term (when ``supervise`` holds obs/prompt, else 0; detached).
+        ce: 0-dim mean (or sum) cross-entropy over the supervised tokens for ``kd``/``seqkd``/``sft``, else
+            None (detached).
         n_reason / n_act / n_other: this batch's supervised-position counts per kind.
         per_token: ``[N]`` fp32 per-position objective value (τ²·divergence, or the kd/seqkd mix; 0 for
             positions a one-term loss skips), detached.
@@ -174,18 +225,19 @@ def loss_positions(config: LossConfig, token_labels: torch.Tensor, input_ids: to
     """The supervised positions :func:`compute_loss` will use for this config, in row order.
 
     Use it to run the teacher and gather its hidden states (``positions.gather(h)`` -> ``[N, H]``) or to
-    build sparse teacher rows for exactly these positions. ``random-spans`` needs ``input_ids`` (the
-    shuffle is keyed on the sequence); the positions are the same as ``sad``'s, only kinds differ.
+    build sparse teacher rows for exactly these positions. PROMPT tokens after the task prompt (chat
+    glue) count as OBS (:func:`~sadcli.losses.alignment.continuation_labels`). ``random-spans`` needs
+    ``input_ids`` (the relabelling is keyed on the sequence); its positions are ``sad``'s, only kinds differ.
 
     Args:
         token_labels: ``[B, T]`` span labels.
         input_ids: ``[B, T]`` token ids (gives ``targets``).
     """
-    labels = token_labels
+    labels = continuation_labels(token_labels)
     if config.name == "random-spans":
         if input_ids is None:
-            raise SadError("random-spans needs input_ids to shuffle span labels deterministically")
-        labels = shuffle_span_labels(labels, input_ids, config.seed)
+            raise SadError("random-spans needs input_ids to draw random spans deterministically")
+        labels = random_span_labels(labels, input_ids, config.seed)
     return supervised_positions(labels, input_ids=input_ids, kinds=config.supervised_kinds)
 
 
@@ -250,13 +302,9 @@ def compute_loss(config: LossConfig, *, input_ids: torch.Tensor, token_labels: t
     V = head.vocab_size if head is not None else int(student_logits.shape[-1])
 
     # which rows are computed, and with which vocabulary
-    if name == "only-reason":
-        active = is_r
-    elif name == "only-act":
-        active = is_a
-    else:
-        active = torch.ones_like(is_r)
+    active = torch.ones_like(is_r)
     restricted = config.action_vocab == "restricted" and name in _SPAN_AWARE
+    bucketed = config.span_vocab == "bucketed" and name in SPAN_AWARE
     segments: list[Segment] = []
     lookup = None
     if restricted:
@@ -268,19 +316,31 @@ def compute_loss(config: LossConfig, *, input_ids: torch.Tensor, token_labels: t
         lookup[va] = torch.arange(va.numel(), device=device)
         segments.append(Segment(rows=(active & ~is_a).nonzero(as_tuple=True)[0]))
         segments.append(Segment(rows=(active & is_a).nonzero(as_tuple=True)[0], vocab_ids=va, vocab_lookup=lookup))
+    elif bucketed:
+        if V is None:
+            raise SadError("span_vocab=bucketed needs to know the vocabulary size",
+                           hint="pass the LM head as an nn.Linear or a [V, H] weight")
+        segments.append(Segment(rows=(~is_r & ~is_a).nonzero(as_tuple=True)[0]))
+        for kind, mask in ((REASON, is_r), (ACT, is_a)):
+            dom = _action_vocab(config.span_vocab_ids[kind], V, device)
+            segments.append(Segment(rows=mask.nonzero(as_tuple=True)[0], bucket_ids=dom))
     else:
         segments.append(Segment(rows=active.nonzero(as_tuple=True)[0]))
 
     rows_t = None
     if coef_div is not None:
         if teacher is None:
-            raise SadError(f"loss {name} needs a teacher", hint="only seqkd trains without teacher logits")
+            raise SadError(f"loss {name} needs a teacher", hint="only seqkd and sft train without teacher logits")
         t = as_teacher(teacher)
         rows_t = TeacherRows(t, pos.index, B, T)
         if rows_t.vocab_size is not None and V is not None and rows_t.vocab_size != V:
             raise SadError(f"teacher vocabulary ({rows_t.vocab_size}) differs from the student's ({V})",
                            hint="logit distillation needs a shared tokenizer")
         if isinstance(t, SparseTeacher):
+            if bucketed:
+                raise SadError("span_vocab=bucketed cannot be computed from a sparse (top-k) teacher: the teacher's "
+                               "mass on domain ids outside its top-k is unknown",
+                               hint="use a dense/online teacher, or span_vocab=full")
             _check_sparse(t, config, V, restricted, active, is_a)
             if restricted:
                 act_ids = t.ids[(active & is_a).to(t.ids.device)].to(device)
@@ -302,7 +362,7 @@ def compute_loss(config: LossConfig, *, input_ids: torch.Tensor, token_labels: t
     div, ce = job.div, job.ce
     if name == "kd":
         per_token = config.alpha * ce + (1.0 - config.alpha) * div
-    elif name == "seqkd":
+    elif name in ("seqkd", "sft"):
         per_token = ce
     else:
         per_token = div
@@ -315,8 +375,8 @@ def compute_loss(config: LossConfig, *, input_ids: torch.Tensor, token_labels: t
         cot, act, other = term(fr, d_r), term(fa, d_a), term(fo, d_o)
         ce_out = None
         if ce is not None:
-            s = (ce * (fr + fa)).sum()
-            ce_out = s / (d_r + d_a).clamp(min=1.0) if per_span else s
+            s = ce.sum()
+            ce_out = s / (d_r + d_a + d_o).clamp(min=1.0) if per_span else s
     return LossOutput(total=total, cot=cot, act=act, other=other, ce=ce_out, n_reason=n_r, n_act=n_a, n_other=n_o,
                       per_token=per_token.detach(), per_token_div=div.detach(),
                       per_token_ce=None if ce is None else ce.detach(), positions=pos)

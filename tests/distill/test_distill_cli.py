@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from sadcli.cli import app
 
 runner = CliRunner()
-LOSSES = ["sad", "token-kd", "kd", "seqkd", "flat", "only-reason", "only-act", "random-spans"]
+LOSSES = ["sad", "token-kd", "kd", "seqkd", "sft", "flat", "only-reason", "only-act", "random-spans"]
 
 
 def distill(*args):
@@ -38,7 +38,7 @@ def test_every_loss_trains(loss, seg_file, tiny_teacher, tmp_path):
     assert [row["step"] for row in rows] == [1, 2]
     for row in rows:
         assert math.isfinite(row["loss"]) and row["loss"] > 0
-        assert row["n_reason"] > 0 and row["n_act"] > 0
+        assert (row["n_reason"] > 0) == (loss != "only-act") and (row["n_act"] > 0) == (loss != "only-reason")
     if loss == "only-reason":
         assert rows[0]["loss_act"] == 0 and rows[0]["loss_cot"] > 0
     if loss == "only-act":

@@ -136,7 +136,7 @@ def test_cached_loss_matches_online_teacher(loss, seg_file, tiny_teacher, tokeni
                                      batch_size=3, show_progress=False)
             assert mf["bytes_on_disk_per_token"] < 200
             cache = TeacherCache.open(str(path))
-            assert cache.manifest["rows"] == sum(num[:3 if loss == "flat" else 2])
+            assert cache.manifest["rows"] == sum(num)             # kd: reason, act and observations
             results[samples] = obj.loss(h_s, head, b["input_ids"], b["token_labels"],
                                         ("cache", cache.rows_for(range(8))), num)
     rel = {s: (o.total.item() - dense.total.item()) / dense.total.item() for s, o in results.items()}
@@ -175,7 +175,7 @@ def test_cache_refuses_other_data_and_settings(seg_file, tiny_teacher, tmp_path)
     for args, needle in (([other, "--max-length", "128"], "built from other data"),
                          ([seg_file, "--max-length", "64"], "built from other data"),
                          ([seg_file, "--max-length", "128", "--temperature", "2"], "temperature"),
-                         ([seg_file, "--max-length", "128", "--loss", "flat"], "every position"),
+                         ([seg_file, "--max-length", "128", "--loss", "kd"], "reason,act,obs positions"),
                          ([seg_file, "--max-length", "128", "--divergence", "reverse"], "online teacher")):
         r = distill(*args, *common)
         assert r.exit_code == 1, r.output

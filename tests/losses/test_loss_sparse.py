@@ -150,7 +150,9 @@ def test_restricted_sparse_rows_equal_dense_restricted():
     torch.testing.assert_close(sparse[0].per_token_div[is_act], dense[0].per_token_div[is_act], rtol=1e-5, atol=1e-6)
     assert float(sparse[0].cot) < float(dense[0].cot)
     only_act = LossConfig(name="only-act", action_vocab="restricted", action_vocab_ids=va, divergence="jsd")
-    d_act, s_act = run(only_act, ids, labels, h, W, t), run(only_act, ids, labels, h, W, sp)
+    pos_a = loss_positions(only_act, labels, ids)                    # only-act supervises the action rows only
+    sp_a = teacher_topk(va.numel(), logits=pos_a.gather(t), vocab_ids=va, restricted_rows=pos_a.kinds == ACT)
+    d_act, s_act = run(only_act, ids, labels, h, W, t), run(only_act, ids, labels, h, W, sp_a)
     torch.testing.assert_close(s_act[0].total, d_act[0].total, rtol=1e-5, atol=1e-6)
     for a, b in zip(s_act[1:], d_act[1:], strict=True):
         close(a, b)

@@ -19,14 +19,14 @@ from sadcli.losses import (
     LossConfig,
     compute_loss,
     loss_positions,
-    shuffle_span_labels,
-    span_counts,
 )
+from sadcli.losses.alignment import continuation_labels, positions_counts
+from sadcli.losses.baselines import random_span_labels
 
 torch.set_num_threads(2)
 
 V, H = 97, 16
-NAMES = ["sad", "token-kd", "kd", "seqkd", "flat", "only-reason", "only-act", "random-spans"]
+NAMES = ["sad", "token-kd", "kd", "seqkd", "sft", "flat", "only-reason", "only-act", "random-spans"]
 RTOL, ATOL = 1e-5, 1e-6
 
 
@@ -65,14 +65,16 @@ def reference(cfg, ids, labels, h, W, bias, t_logits, transform=None, counts=Non
     logits = h @ W.T + (b if b is not None else 0.0)
     if transform is not None:
         logits = transform(logits)
-    lab = shuffle_span_labels(labels, ids, cfg.seed) if cfg.name == "random-spans" else labels
+    lab = (random_span_labels(continuation_labels(labels), ids, cfg.seed) if cfg.name == "random-spans"
+           else labels)
     va = None
     if cfg.action_vocab == "restricted":
         va = torch.as_tensor(cfg.action_vocab_ids)
-    r = naive_loss(cfg.name, logits=logits, teacher_logits=None if cfg.name == "seqkd" else t_logits,
+    r = naive_loss(cfg.name, logits=logits, teacher_logits=None if cfg.name in ("seqkd", "sft") else t_logits,
                    input_ids=ids, labels=lab, divergence=cfg.divergence, beta=cfg.beta, temperature=cfg.temperature,
                    lambda_reason=cfg.lambda_reason, lambda_act=cfg.lambda_act, normalization=cfg.normalization,
-                   vocab_a=va, alpha=cfg.alpha, counts=counts)
+                   vocab_a=va, alpha=cfg.alpha, counts=counts, supervise=cfg.supervise_names,
+                   span_vocab=cfg.span_vocab_ids if cfg.span_vocab == "bucketed" else None)
     r["total"].backward()
     r["total"] = r["total"].float()
     for k in ("cot", "act"):
@@ -169,7 +171,7 @@ def test_zero_for_identical_positive_otherwise(name, div):
         same.lm_head.weight.copy_(W)
         same.lm_head.bias.copy_(bias)
     out, gh, gw, gb = ours(cfg, ids, labels, h, W, bias, same)
-    if name in ("seqkd", "kd"):   # their cross-entropy term is not zero for identical distributions
+    if name in ("seqkd", "sft", "kd"):   # their cross-entropy term is not zero for identical distributions
         assert out.total > 0
         return
     assert abs(float(out.total.detach())) < 1e-6
@@ -193,9 +195,9 @@ def test_chunk_size_invariance(name):
 @pytest.mark.parametrize("name", ["sad", "token-kd", "kd", "flat", "random-spans"])
 def test_gradient_accumulation_8x1_vs_2x4(name):
     ids, labels, h, W, bias, t = make_batch(B=8, T=9, seed=21)
-    c = span_counts(labels)
-    counts = dict(num_reason=c.reason, num_act=c.act, num_other=c.other)
     cfg = LossConfig(name=name, chunk_size=5)
+    c = positions_counts(loss_positions(cfg, labels, ids))
+    counts = dict(num_reason=c.reason, num_act=c.act, num_other=c.other)
     full = ours(cfg, ids, labels, h, W, bias, t)
 
     def accumulate(micro):
@@ -224,7 +226,7 @@ def test_gradient_accumulation_8x1_vs_2x4(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_all_masked_batch_is_zero_without_nan(name):
     ids, labels, h, W, bias, t = make_batch(seed=23)
-    masked = torch.where(labels == PAD, labels, torch.full_like(labels, OBS if name != "flat" else PAD))
+    masked = torch.where(labels == PAD, labels, torch.full_like(labels, PROMPT))   # only the task prompt
     out, gh, gw, gb = ours(LossConfig(name=name), ids, masked, h, W, bias, t)
     assert float(out.total.detach()) == 0.0 and float(out.cot) == 0.0 and float(out.act) == 0.0
     assert out.n_reason == out.n_act == 0
@@ -475,3 +477,69 @@ def test_closed_form_through_logit_transforms_equals_autograd(tf, name, div):
     torch.testing.assert_close(fast[0].total, r["total"].detach(), rtol=RTOL, atol=ATOL)
     close(fast[1], rh)
     close(fast[2], rw)
+
+
+# --- span_vocab="bucketed" (paper Eq. 8) -------------------------------------------------------------
+
+def _span_vocab(seed=3):
+    g = torch.Generator().manual_seed(seed)
+    return {REASON: torch.tensor(sorted(set(torch.randint(0, V, (25,), generator=g).tolist()))),
+            ACT: torch.tensor(sorted(set(torch.randint(0, V, (15,), generator=g).tolist())))}
+
+
+@pytest.mark.parametrize("name", ["sad", "only-reason", "only-act", "random-spans"])
+@pytest.mark.parametrize("div", ["forward", "reverse", "jsd"])
+def test_bucketed_span_vocab_matches_float64_reference(name, div):
+    cfg = LossConfig(name=name, divergence=div, beta=0.3, span_vocab="bucketed", span_vocab_ids=_span_vocab(),
+                     chunk_size=4, temperature=1.5)
+    assert_matches(cfg, make_batch(seed=zlib.crc32(f"bucketed-{name}-{div}".encode()) % 1000))
+
+
+def test_bucketed_with_observations_and_sum_normalization_matches_reference():
+    cfg = LossConfig(name="sad", span_vocab="bucketed", span_vocab_ids=_span_vocab(5), supervise="reason,act,obs",
+                     normalization="sum", lambda_reason=0.4, chunk_size=3)
+    out, r = assert_matches(cfg, make_batch(seed=51))
+    assert out.n_other > 0
+
+
+def test_bucketed_full_domain_equals_full_and_other_bucket_penalizes_mass_outside():
+    ids, labels, h, W, bias, t = make_batch(seed=53)
+    full = ours(LossConfig(), ids, labels, h, W, bias, t)
+    everything = {REASON: torch.arange(V), ACT: torch.arange(V)}
+    same = ours(LossConfig(span_vocab="bucketed", span_vocab_ids=everything), ids, labels, h, W, bias, t)
+    torch.testing.assert_close(same[0].total, full[0].total, rtol=RTOL, atol=ATOL)
+    for a, b in zip(same[1:], full[1:], strict=True):
+        close(a, b)
+    # a student with probability ~1 on a token outside V_a, where the teacher has mass ~1 inside V_a:
+    # restricted (renormalized over V_a only) sees almost nothing, bucketed sees the lost mass
+    one = torch.zeros(1, 3, dtype=torch.long)
+    lab = torch.tensor([[PROMPT, ACT, ACT]])
+    va = torch.tensor([1, 2, 3])
+    hs = torch.zeros(1, 3, V)
+    hs[..., 50] = 30.0                                   # student: all mass on id 50, outside V_a
+    tl = torch.zeros(1, 3, V)
+    tl[..., 2] = 30.0                                    # teacher: all mass on id 2, inside V_a
+    restr = compute_loss(LossConfig(action_vocab="restricted", action_vocab_ids=va), input_ids=one,
+                         token_labels=lab, student_logits=hs, teacher=tl)
+    buck = compute_loss(LossConfig(span_vocab="bucketed", span_vocab_ids={REASON: va, ACT: va}), input_ids=one,
+                        token_labels=lab, student_logits=hs, teacher=tl)
+    assert float(buck.total) > 20.0                      # ≈ 30 nats: the student's in-domain mass is e^-30
+    assert float(buck.total) > 100 * float(restr.total) or float(restr.total) < float(buck.total) - 20
+
+
+def test_bucketed_refuses_sparse_teacher_and_structure_blind_losses():
+    from sadcli.losses import teacher_topk
+
+    ids, labels, h, W, bias, t = make_batch(seed=55)
+    cfg = LossConfig(span_vocab="bucketed", span_vocab_ids=_span_vocab())
+    pos = loss_positions(cfg, labels, ids)
+    sparse = teacher_topk(5, logits=pos.gather(t))
+    with pytest.raises(SadError, match="sparse"):
+        compute_loss(cfg, input_ids=ids, token_labels=labels, student_hidden=h, lm_head=W, teacher=sparse)
+    for name in ("token-kd", "kd", "flat", "seqkd", "sft"):
+        with pytest.raises(SadError, match="span-aware"):
+            LossConfig(name=name, span_vocab="bucketed", span_vocab_ids=_span_vocab()).validate()
+    with pytest.raises(SadError, match="needs the reasoning and action"):
+        LossConfig(span_vocab="bucketed").validate()
+    with pytest.raises(SadError, match="token kind"):
+        LossConfig(supervise="reason,thoughts").validate()
