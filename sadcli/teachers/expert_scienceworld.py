@@ -64,11 +64,12 @@ def reason_scienceworld(st: EpisodeState) -> str | None:
     m = re.match(r"^open door to (.+)$", nxt)
     if m:
         r = m.group(1)
-        if re.search(rf"door to the {re.escape(r)} \(that is closed\)", desc or st.task_text):
+        if re.search(rf"door to the {re.escape(r)} \(that is closed\)", desc):
             return out(f"I have not looked in the {r} yet. The door to the {r} is closed, so I open the door to the {r}.")
-        return out(f"I will look in the {r}, so I open the door to the {r}.")
+        return out()  # a door the agent has not been shown (the gold path knows the map)
     if nxt == "look around":
-        if room and ("look", room) not in done:
+        last = (st.steps[-1].get("observation") or "") if st.steps else ""
+        if room and ("look", room) not in done and last.startswith(f"You move to the {room}."):
             done.add(("look", room))
             return out(f"I am in the {room} now. I look around to see what is here.")
         return out()
@@ -76,10 +77,9 @@ def reason_scienceworld(st: EpisodeState) -> str | None:
     if m:
         names = _phrases(m.group(1))
         if all(_seen(st, n) for n in names):
-            what = " in the ".join(f"{n}" for n in names)
             why = "The task says to focus on the substance" if "focus on the substance" in task else \
                 "The task asks me to focus on what it is about"
-            return out(f"{why}, so I focus on the {what}.")
+            return out(f"{why}, so I focus on {_with_articles(m.group(1))}.")
         return out()
     m = re.match(r"^(pick up|move|activate|deactivate|open|close|read|mix|pour|use|examine|connect|"
                  r"eat|heat|cool|plant|water) (.+)$", nxt)

@@ -76,7 +76,8 @@ COMMONSENSE = re.compile(r"\b(usually|typically|often|more likely|likely to|belo
 EXPLORATION = re.compile(r"\b(not seen|not found|have not|haven't|not yet|yet|explore|not in any|had no|"
                          r"will look|to look|look for|look in|check)\b", re.I)
 _STOP = (r"is|are|was|were|in|on|in/on|to|so|and|which|where|that|but|here|there|usually|belongs?|yet|with|it|"
-         r"from|for|now|not|before|later|would|whose|or|I|is here|again|first|then|at|into|by|as|under")
+         r"from|for|now|not|before|later|would|whose|or|I|is here|again|first|then|at|into|by|as|under|says|asks|"
+         r"names|mentions|needs")
 _PHRASE = re.compile(rf"\b(?:the|a|an|another)\s+((?:(?!(?:{_STOP})\b)[a-z][a-z-]*\s?)+)", re.I)
 _GROUP = re.compile(r"\b([a-z]+) \((\d+(?:\s*-\s*\d+)?(?:,\s*\d+)*)\)")
 _INSTANCE = re.compile(r"\b([a-z]+) (\d+)\b")
@@ -129,6 +130,7 @@ def phrases(text: str) -> list[str]:
 def _norm_action(a: str) -> str:
     a = a.lower().strip().rstrip(".")
     a = re.sub(r"\b(the|a|an)\s+", "", a)
+    a = a.replace(" in inventory", "")  # ScienceWorld's locator for a carried thing
     a = re.sub(r"\(\s*(\d+)\s*\)", r"\1", a)
     return " ".join(a.split())
 
@@ -199,7 +201,7 @@ def rule_claims(ctx: Context) -> list[Violation]:
         name = m.group(1)
         last = None
         for o in ctx.shown:
-            if re.search(rf"\b{re.escape(name)}\b(?: that)? is closed|door to the {re.escape(name)} \(that is closed\)", o):
+            if re.search(rf"\b{re.escape(name)}\b(?: that)? is closed|{re.escape(name)} \(that is closed\)", o):
                 last = "closed"
             if re.search(rf"You open the {re.escape(name)}\b|{re.escape(name)} is (?:now )?open", o):
                 last = "open"
