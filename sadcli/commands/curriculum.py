@@ -90,8 +90,11 @@ def curriculum(
         check_tokenizer(tok)
         model = None
         if gamma and not teacher_cache and records:
+            from transformers.utils import logging as hf_logging
+
             from sadcli.models.spec import load_model
 
+            hf_logging.disable_progress_bar()  # our own progress goes to stderr through the shared console
             model = load_model(teacher, dtype="float32", device=device or None)
         progress = None
         if model is not None and not quiet:
