@@ -1,5 +1,5 @@
 # Two set-up commands, each installing what it needs into a local virtual environment:
-#   make demo   - the main job on embedded defaults (collect -> segment -> mask-check -> distill)
+#   make demo   - the main job on embedded defaults (collect -> segment -> mask-check -> distill -> eval)
 #   make test   - the whole test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
@@ -35,11 +35,19 @@ model: $(VENV)/.sad-core
 demo: model
 	mkdir -p $(DEMO_DIR)
 	$(BIN)/sad collect --env twx --teacher expert --episodes 24 --only-success -o $(DEMO_DIR)/teacher.jsonl
+	$(BIN)/sad collect --env twx --split dev --teacher expert --episodes 4 --only-success -q -o $(DEMO_DIR)/heldout.jsonl
 	$(BIN)/sad segment $(DEMO_DIR)/teacher.jsonl --show --limit 1 -o $(DEMO_DIR)/segmented.jsonl
+	$(BIN)/sad segment $(DEMO_DIR)/heldout.jsonl -q -o $(DEMO_DIR)/heldout.seg.jsonl
 	$(BIN)/sad mask-check $(DEMO_DIR)/segmented.jsonl --strict --max-length 1024 --plot $(DEMO_DIR)/spans.png > /dev/null
 	$(BIN)/sad distill $(DEMO_DIR)/segmented.jsonl --teacher smollm2-135m --student-layers 6 --loss sad \
 		--max-steps 12 --batch-size 2 --max-length 1024 --log $(DEMO_DIR)/train.jsonl -o $(DEMO_DIR)/student
-	$(BIN)/python examples/generate.py $(DEMO_DIR)/student
+	$(BIN)/python examples/generate.py $(DEMO_DIR)/student $(DEMO_DIR)/heldout.seg.jsonl
+	# the result: distilled student vs the same layer-cut student before distillation vs the teacher,
+	# teacher-forced on the held-out trajectories and in a few TextWorldExpress dev episodes
+	$(BIN)/sad eval -m distilled=$(DEMO_DIR)/student -m undistilled=init:$(DEMO_DIR)/student \
+		-m teacher=teacher:$(DEMO_DIR)/student --data $(DEMO_DIR)/heldout.seg.jsonl \
+		--env twx --split dev --episodes 2 --max-steps 5 --max-new-tokens 48 -o $(DEMO_DIR)/episodes.jsonl \
+		--report $(DEMO_DIR)/eval.json --markdown $(DEMO_DIR)/eval.md --plot $(DEMO_DIR)/eval.png
 
 test: model $(VENV)/.sad-test
 	$(BIN)/python -m pytest

@@ -139,6 +139,8 @@ def eval_(
 
         refs = [parse_model(m) for m in model]
         labels = [r.label for r in refs]
+        if any(r.is_model for r in refs):
+            _quiet_hf()
         if len(set(labels)) != len(labels):
             raise typer.BadParameter(f"two models share a label ({', '.join(labels)}); name them label=SPEC")
         gen = EvalGen(max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
@@ -154,6 +156,15 @@ def eval_(
                        max_new_tokens, device) if data else None
         doc = rp.build_report(config, ro, fi)
         _emit(doc, report=report, markdown=markdown, plot=plot)
+
+
+def _quiet_hf() -> None:
+    """No transformers progress bars: our own output goes to stderr through the shared console."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()
 
 
 def _command_line() -> str | None:
@@ -286,11 +297,11 @@ def _fidelity(refs, data, teacher, reference, cot_threshold, render, max_length,
     rend = render.value if render is not None else (fmts.pop() if len(fmts) == 1 else "text")
     if len(fmts) > 1 and render is None:
         raise InputError("the students were distilled with different renders", hint="give --render text|chat")
-    loaded = []
-    for r in models:
-        m, tok = load_lm(r, device=device)
-        loaded.append(FidelityModel(r.label, m, tok))
     t_model, t_tok = load_lm(ModelRef("teacher", teacher, "hf", teacher), device=device)
+    loaded = []
+    for r in models:  # the teacher itself, when it is one of the models, is loaded once
+        m, tok = (t_model, t_tok) if r.kind in ("teacher", "hf") and r.path == teacher else load_lm(r, device=device)
+        loaded.append(FidelityModel(r.label, m, tok))
     console.print(f"fidelity: {len(records)} held-out trajectories from {data}, teacher {teacher}, render {rend}, "
                   f"reference {reference}")
     res = evaluate_fidelity(records, loaded, FidelityModel("teacher", t_model, t_tok), render=rend,

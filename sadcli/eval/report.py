@@ -13,8 +13,10 @@ import platform
 import subprocess
 from typing import Any
 
-COLUMNS_ROLLOUT = ("model", "success (micro)", "95% CI", "macro", "seeds mean ± sd", "reward", "steps all / won",
-                   "reason tok/span", "latency s", "tok/s", "invalid %", "terminations")
+COLUMNS_ROLLOUT = ("model", "success (micro)", "95% CI", "macro", "seeds mean ± sd", "reward", "invalid %",
+                   "terminations")
+COLUMNS_COST = ("model", "steps all / won", "reason tok/span", "reason tok/episode", "latency s/episode",
+                "generated tok/s")
 COLUMNS_FIDELITY = ("model", "KL reason", "KL act", "NLL reason", "NLL act", "top-1 agree r/a", "top-1 acc r/a",
                     "action match", "CoT match", "ROUGE-L", "free action")
 
@@ -74,18 +76,26 @@ def _ci(r: dict | None) -> str:
     return f"[{_pct(lo)}, {_pct(hi)}]"
 
 
+def _models(report: dict) -> dict:
+    return ((report.get("rollouts") or {}).get("summary") or {}).get("models", {})
+
+
 def rollout_rows(report: dict) -> list[list[str]]:
     rows = []
-    for m, s in ((report.get("rollouts") or {}).get("summary") or {}).get("models", {}).items():
+    for m, s in _models(report).items():
         seeds = s["seeds"]
-        sd = f" ± {_pct(seeds['sd'])}" if seeds["n"] > 1 else f" (1 seed)"
+        sd = f" ± {_pct(seeds['sd'])}" if seeds["n"] > 1 else " (1 seed)"
         reward = _num(s["reward_mean"]) + "".join(f", {k} {_num(v)}" for k, v in (s.get("scores") or {}).items())
         terms = ", ".join(f"{k} {v}" for k, v in s["terminations"].items())
         rows.append([m, _rate(s["success"]), _ci(s["success"]), _pct(s["success_macro"]), _pct(seeds["mean"]) + sd,
-                     reward, f"{_num(s['steps_mean'], 1)} / {_num(s['steps_mean_success'], 1)}",
-                     _num(s["reason_tokens_per_span"], 1), _num(s["latency_s_mean"], 1), _num(s["tokens_per_s"], 1),
-                     _pct(s["invalid_action_rate"]), terms])
+                     reward, _pct(s["invalid_action_rate"]), terms])
     return rows
+
+
+def cost_rows(report: dict) -> list[list[str]]:
+    return [[m, f"{_num(s['steps_mean'], 1)} / {_num(s['steps_mean_success'], 1)}",
+             _num(s["reason_tokens_per_span"], 1), _num(s["reason_tokens_per_episode"], 1),
+             _num(s["latency_s_mean"], 1), _num(s["tokens_per_s"], 1)] for m, s in _models(report).items()]
 
 
 def task_type_rows(report: dict) -> tuple[list[str], list[list[str]]]:
@@ -123,6 +133,7 @@ def _titles(report: dict) -> dict[str, str]:
         "rollouts": f"Rollouts: {ro.get('env')}/{ro.get('split')}, step cap {ro.get('step_cap')}, "
                     f"seeds {ro.get('seeds')} (95% Wilson intervals)",
         "types": "Success per task type (k/n, 95% Wilson interval)",
+        "cost": "Episode length, reasoning length and speed",
         "pairs": "Paired exact McNemar tests (same episodes)",
         "fidelity": f"Teacher-forced fidelity on {fi.get('data')} ({fi.get('examples')} trajectories, "
                     f"{fi.get('steps')} steps; teacher {fi.get('teacher')}; reference {fi.get('reference')}; "
@@ -147,6 +158,7 @@ def tables(report: dict) -> list[Any]:
 
     if report.get("rollouts"):
         table(t["rollouts"], COLUMNS_ROLLOUT, rollout_rows(report))
+        table(t["cost"], COLUMNS_COST, cost_rows(report))
         cols, rows = task_type_rows(report)
         if len(rows) > 1:
             table(t["types"], cols, rows)
@@ -171,6 +183,7 @@ def markdown(report: dict) -> str:
              + ", ".join(f"{k} {v}" for k, v in (report.get("versions") or {}).items()), ""]
     if report.get("rollouts"):
         parts += [f"## {t['rollouts']}", "", _md_table(COLUMNS_ROLLOUT, rollout_rows(report)), ""]
+        parts += [f"### {t['cost']}", "", _md_table(COLUMNS_COST, cost_rows(report)), ""]
         cols, rows = task_type_rows(report)
         parts += [f"### {t['types']}", "", _md_table(cols, rows), ""]
         if pair_rows(report):

@@ -63,8 +63,13 @@ def summarize_model(recs: list[dict], count_tokens: Callable[[str], int] | None 
                 and not isinstance(v, bool)]
         if vals:
             scores[key] = _mean(vals)
+    any_won: dict[str, bool] = {}
+    for r in recs:
+        any_won[str(r.get("id"))] = any_won.get(str(r.get("id")), False) or bool(r.get("success"))
     return {
         "episodes": n,
+        # pass@k over the k seeds (--samples): an episode counts when any of its runs won
+        "pass_at_k": rate(sum(any_won.values()), len(any_won)) if len(by_seed) > 1 else None,
         "success": rate(k, n),
         "success_macro": _mean([v["rate"] for v in types.values()]),
         "task_types": types,

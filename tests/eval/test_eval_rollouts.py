@@ -59,7 +59,7 @@ def test_expert_and_paired_test_with_seeds():
     summ = summarize(recs, ["expert", "gibberish"])
     e = summ["models"]["expert"]
     assert e["success"]["k"] == 10 and e["seeds"]["n"] == 2 and e["seeds"]["sd"] == 0.0
-    assert e["terminations"] == {"success": 10}
+    assert e["terminations"] == {"success": 10} and e["pass_at_k"]["k"] == 5 and e["pass_at_k"]["n"] == 5
     (pair,) = summ["pairs"]
     assert (pair["a_only"], pair["b_only"], pair["n"]) == (10, 0, 10)
     assert pair["p_value"] == pytest.approx(2 / 2 ** 10)
