@@ -44,6 +44,20 @@ _HINTS = {
 }
 
 
+# temp files not yet renamed into place. Python can skip an inner ``__exit__`` when Ctrl-C lands in a
+# blocking read (the interrupt is raised again at the start of that ``__exit__``), so the command's error
+# boundary (``cli_errors``) removes whatever is still listed here.
+_PENDING: set[str] = set()
+
+
+def discard_pending() -> None:
+    """Remove every temp file of a write that did not finish (called on error or interrupt)."""
+    for tmp in list(_PENDING):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        _PENDING.discard(tmp)
+
+
 def os_error(e: OSError, path: str | None = None, what: str | None = None) -> SadError:
     """A person-readable :class:`SadError` for ``e`` (``PATH: reason — hint``)."""
     where = path or e.filename
@@ -124,8 +138,10 @@ def _check_folder(folder: str, path: str, what: str) -> None:
         fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=probe)
     except OSError as e:
         raise os_error(e, path, f"cannot create {what}") from None
-    os.close(fd)
-    os.unlink(tmp)
+    try:
+        os.close(fd)
+    finally:
+        os.unlink(tmp)
 
 
 def check_output_dir(path: str, what: str = "output directory") -> None:
@@ -177,7 +193,8 @@ class AtomicWriter:
             elif self.append:
                 d = os.path.dirname(os.path.abspath(self.path))
                 os.makedirs(d, exist_ok=True)
-                self.fh = open(self.path, "ab")
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+                self.fh = os.fdopen(fd, "ab")
             else:
                 self.target = os.path.realpath(self.path)  # replace a symlink's target, keep the link
                 if os.path.isdir(self.target):
@@ -185,6 +202,7 @@ class AtomicWriter:
                 d = os.path.dirname(self.target)
                 os.makedirs(d, exist_ok=True)
                 fd, self.tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=d)
+                _PENDING.add(self.tmp)
                 self.fh = os.fdopen(fd, "wb")
         except OSError as e:
             raise os_error(e, self.path, f"cannot write {self.what}") from None
@@ -214,6 +232,7 @@ class AtomicWriter:
                 mode = new_file_mode()
             os.chmod(tmp, mode)
             os.replace(tmp, self.target)
+            _PENDING.discard(tmp)
             self.tmp = None
         except OSError as e:
             self._discard()
@@ -223,6 +242,7 @@ class AtomicWriter:
         if self.tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.tmp)
+            _PENDING.discard(self.tmp)
             self.tmp = None
 
 
@@ -246,6 +266,7 @@ def atomic_path(path: str, *, what: str = "output", suffix: str = "") -> Iterato
     try:
         os.makedirs(d, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX + suffix, dir=d)
+        _PENDING.add(tmp)
         os.close(fd)
     except OSError as e:
         raise os_error(e, path, f"cannot write {what}") from None
@@ -257,6 +278,7 @@ def atomic_path(path: str, *, what: str = "output", suffix: str = "") -> Iterato
             mode = new_file_mode()
         os.chmod(tmp, mode)
         os.replace(tmp, target)
+        _PENDING.discard(tmp)
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -23,6 +23,18 @@ from sadcli.errors import SadError
 
 @contextlib.contextmanager
 def cli_errors() -> Iterator[None]:
+    with _cli_errors():
+        try:
+            yield
+        except BaseException:
+            from sadcli.fsutil import discard_pending
+
+            discard_pending()  # temp files of writes that did not finish (see sadcli.fsutil)
+            raise
+
+
+@contextlib.contextmanager
+def _cli_errors() -> Iterator[None]:
     try:
         yield
     except SadError as e:

@@ -56,6 +56,9 @@ def collect(
                                          show_default=False),
     resume: bool = typer.Option(False, "--resume",
                                 help="Keep the episodes already in -o FILE and play only the missing ones."),
+    force: bool = typer.Option(False, "--force",
+                               help="Replace a non-empty -o FILE (without it, an existing file is refused "
+                                    "unless --resume)."),
     only_success: bool = typer.Option(False, "--only-success",
                                       help="Write only successful episodes (the usual teacher data)."),
     parallel: int = typer.Option(1, "--parallel", "-p", min=1,
@@ -111,19 +114,18 @@ def collect(
         out_path = None if output in (None, "-") else output
         if resume and out_path is None:
             raise typer.BadParameter("--resume needs -o FILE (the file to continue)")
+        if resume and force:
+            raise typer.BadParameter("--resume keeps the episodes in -o FILE, --force replaces them: pick one")
+        _check_output(out_path, resume=resume, force=force)
         env_options = _env_options(env, data_dir, game, task_type, corpus, questions, env_opt)
         policy = make_teacher(teacher, **parse_env_opts(teacher_opt))
 
         done_ids: set[str] = set()
-        if resume and out_path and os.path.exists(out_path):
+        if resume and out_path and os.path.isfile(out_path):
             cut = repair_tail(out_path)
             if cut:
                 console.print(f"[yellow]removed a half-written last line ({cut} bytes) from {out_path}[/]")
             done_ids = read_done_ids(out_path)
-        elif out_path:
-            d = os.path.dirname(os.path.abspath(out_path))
-            os.makedirs(d, exist_ok=True)
-            open(out_path, "w", encoding="utf-8").close()
 
         stats = CollectStats()
         with open_pool(env, env_options, parallel=1, timeout=step_timeout) as pool:
@@ -132,6 +134,8 @@ def collect(
             if not tasks:
                 raise typer.BadParameter(f"the {split_name} split of {env} has no episodes "
                                          f"(after --offset {offset})")
+            if out_path and not resume:
+                _start_output(out_path)  # options and environment are valid: now the file may change
             # no more workers than episodes left to play
             pool.resize(min(parallel, sum(t.id not in done_ids for t in tasks)))
             progress = _progress(quiet)
@@ -154,6 +158,33 @@ def collect(
     close = getattr(policy, "close", None)
     if callable(close):
         close()
+
+
+def _check_output(out_path: Optional[str], *, resume: bool, force: bool) -> None:
+    """Refuse a bad -o before anything runs: a directory, an unwritable place, or (without --resume or
+    --force) a non-empty file that would be lost."""
+    from sadcli.errors import SadError
+    from sadcli.fsutil import check_output
+
+    if out_path is None:
+        return
+    check_output(out_path, what="-o")
+    if not resume and not force and os.path.isfile(out_path) and os.path.getsize(out_path) > 0:
+        raise SadError("output file exists and is not empty", file=out_path,
+                       hint="add --resume to continue it, --force to replace it, or give another -o")
+
+
+def _start_output(out_path: str) -> None:
+    """Empty a regular -o file (a new run; --force) — a FIFO or device is left as it is."""
+    from sadcli.fsutil import is_stream_path, os_error
+
+    if is_stream_path(out_path):
+        return
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+        open(out_path, "w", encoding="utf-8").close()
+    except OSError as e:
+        raise os_error(e, out_path, "cannot write -o") from None
 
 
 class _NoBar:

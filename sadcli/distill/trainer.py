@@ -171,12 +171,16 @@ def save_checkpoint(out_dir: str, step: int, model: Any, optimizer: Any, schedul
     root = os.path.join(out_dir, CHECKPOINTS)
     os.makedirs(root, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-step-", dir=root)
-    sd = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(_untie(model, sd), os.path.join(tmp, "model.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state()},
-               os.path.join(tmp, "training.pt"))
-    with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
-        json.dump(state, f, indent=2)
+    try:
+        sd = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+        save_file(_untie(model, sd), os.path.join(tmp, "model.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state()},
+                   os.path.join(tmp, "training.pt"))
+        with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
+            json.dump(state, f, indent=2)
+    except BaseException:  # a full disk, Ctrl-C: no half checkpoint left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     final = os.path.join(root, f"step-{step:08d}")
     if os.path.exists(final):
         shutil.rmtree(final)
@@ -579,6 +583,8 @@ def _train(job: DistillJob, on_log: Callable[[dict[str, Any]], None] | None) -> 
         from sadcli.fsutil import os_error
 
         raise os_error(e, job.out_dir, "cannot write") from None
+    except Exception as e:
+        raise _save_error(e, job.out_dir) or e from None
     finally:
         if log_file:
             log_file.close()
@@ -601,9 +607,20 @@ def _train(job: DistillJob, on_log: Callable[[dict[str, Any]], None] | None) -> 
             from sadcli.fsutil import os_error
 
             raise os_error(e, job.out_dir, "cannot save the student") from None
+        except Exception as e:
+            raise _save_error(e, job.out_dir) or e from None
     if job.report_to:
         accelerator.end_training()
     return summary
+
+
+def _save_error(e: Exception, out_dir: str) -> SadError | None:
+    """safetensors reports a full disk or an unwritable file as its own error type: an Error line too."""
+    if type(e).__name__ != "SafetensorError":
+        return None
+    text = str(e).strip().splitlines()[0] if str(e).strip() else "write failed"
+    hint = "free some space or write somewhere else" if "No space left" in text else "check the output folder"
+    return SadError(f"cannot save the student: {text}", hint=hint, file=out_dir)
 
 
 def _longest(loop: Loop, step: int) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 from rich.text import Text
@@ -93,18 +92,17 @@ def plot_span_lengths(span_lengths: dict[str, list[int]], path: str, *, title: s
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    ext = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(prefix=".sad-", suffix=ext, dir=d)
-    os.close(fd)
+    import io
+
+    from sadcli.fsutil import atomic_write_bytes
+
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    fmt = ext if ext in fig.canvas.get_supported_filetypes() else "png"
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        fig.savefig(buf, dpi=100, format=fmt)
     finally:
         plt.close(fig)
+    # written in place to a FIFO/device, else temp file + rename (sadcli.fsutil)
+    atomic_write_bytes(path, buf.getvalue(), what="--plot")
 

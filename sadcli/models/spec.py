@@ -278,12 +278,28 @@ def _dtype(dtype: Any) -> Any:
     return names[dtype]
 
 
+def refuse_pickled_weights(path: str, spec: str) -> None:
+    """A local folder whose weights are only pickled (``pytorch_model*.bin``) is refused: unpickling runs
+    whatever code the file names. Safetensors weights hold tensors only."""
+    p = Path(path)
+    if not p.is_dir() or any(p.glob("*.safetensors")):
+        return
+    pickled = sorted(x.name for x in p.glob("*.bin")) + sorted(x.name for x in p.glob("*.pt*"))
+    if pickled:
+        raise ModelSpecError(f"{spec} holds only pickled weights ({', '.join(pickled[:2])}), which sad does not load: "
+                             "unpickling can run code", file=None,
+                             hint="convert them once in a trusted environment: python -c \"from transformers import "
+                                  "AutoModelForCausalLM as M; M.from_pretrained('DIR').save_pretrained('DIR', "
+                                  "safe_serialization=True)\"")
+
+
 def load_model(spec: str = DEFAULT_SPEC, dtype: Any = None, device: str | None = None) -> Any:
     """A causal LM (``AutoModelForCausalLM``) in eval mode on ``device`` (default: best available).
 
     ``dtype``: a ``torch.dtype`` or ``"float32" | "bfloat16" | "float16"``; None keeps the saved dtype.
     """
     path = resolve_spec(spec, weights=True)
+    refuse_pickled_weights(path, spec)
     from transformers import AutoModelForCausalLM
 
     kwargs = {} if dtype is None else {"dtype": _dtype(dtype)}

@@ -76,7 +76,7 @@ class Previewer:
         if self._html and self.html_path:
             from sadcli.fsutil import atomic_write_text
 
-            atomic_write_text(self.html_path, self._html.export_html(inline_styles=True))
+            atomic_write_text(self.html_path, self._html.export_html(inline_styles=True), what="--html")
 
 
 def open_devnull():

@@ -71,6 +71,43 @@ def test_strict_is_a_ci_gate(two):
     assert run(["-", "--strict", "--max-length", "5", "-q"], input=two).exit_code == 0  # step windows: nothing cut
 
 
+def test_strict_failure_writes_no_output(tmp_path, two):
+    out = tmp_path / "out.jsonl"
+    out.write_text("OLD\n")
+    r = run(["-", "--strict", "--max-length", "5", "--window", "truncate", "-o", str(out)], input=two)
+    assert r.exit_code == 1 and "no output written" in r.stderr
+    assert out.read_text() == "OLD\n"                       # main: replaced by the failing run's output
+    new = tmp_path / "new.jsonl"
+    assert run(["-", "--strict", "--max-length", "5", "--window", "truncate", "-o", str(new)], input=two).exit_code == 1
+    assert not new.exists()
+
+
+def _mislabel(rec, how):
+    sp = rec["spans"]
+    r = next(j for j, s in enumerate(sp) if s["kind"] == "reason")
+    if how == "swap":
+        sp[r]["kind"], sp[r + 1]["kind"] = "act", "reason"
+    elif how == "step":
+        sp[r]["step"] = 99
+    elif how == "overwrite":  # the action text changed, spans still partition it
+        s, e = sp[r + 1]["start"], sp[r + 1]["end"]
+        act = rec["text"][s:e]
+        rec["text"] = rec["text"][:s] + act.replace(act[len("[ACT] "):-1], "X" * (e - s - 7)) + rec["text"][e:]
+    elif how == "shift":  # the reason/act boundary moved by 20 characters
+        sp[r]["end"] -= 20
+        sp[r + 1]["start"] -= 20
+    return rec
+
+
+@pytest.mark.parametrize("how", ["swap", "step", "overwrite", "shift"])
+def test_mislabelled_spans_fail_strict(how):
+    rec = _mislabel(make_record("Who?", HOTPOT, rid="a"), how)
+    r = run(["-", "--strict"], input=jsonl(rec))
+    assert r.exit_code == 1, r.output                           # main: "masks clean", exit 0
+    assert ("span-step" if how == "step" else "span-text") in r.stderr
+    assert "masks clean" not in r.stderr
+
+
 def test_plot_writes_a_png(tmp_path, two):
     p = tmp_path / "sub" / "spans.png"
     r = run(["-", "--plot", str(p), "-q"], input=two)

@@ -9,6 +9,7 @@ import pathlib
 import subprocess
 import sys
 import threading
+import types
 
 import pytest
 
@@ -83,8 +84,9 @@ def _try_tmpfs(path: pathlib.Path, size: str) -> bool:
 
 @pytest.fixture
 def full_disk(tmp_path, monkeypatch):
-    """A folder where writing more than a few KiB fails with ENOSPC: a 64 KiB tmpfs when this process
-    may mount one, else (unprivileged CI) ``write`` of sad's output files patched to raise ENOSPC."""
+    """``.path``: a folder where writing fails with ENOSPC: a 64 KiB tmpfs (``.mounted``) when this
+    process may mount one (the test fills it), else (unprivileged CI) ``write`` on files opened there
+    through ``os.fdopen`` (sad's writer) patched to raise ENOSPC."""
     d = tmp_path / "full"
     d.mkdir()
     mounted = _try_tmpfs(d, "64k")
@@ -108,8 +110,7 @@ def full_disk(tmp_path, monkeypatch):
             return Full(fh) if str(os.readlink(f"/proc/self/fd/{fd}")).startswith(str(d)) else fh
 
         monkeypatch.setattr(fsutil.os, "fdopen", fdopen)
-    d.mounted = mounted  # type: ignore[attr-defined]
-    yield d
+    yield types.SimpleNamespace(path=d, mounted=mounted)
     if mounted:
         subprocess.run(["umount", "-l", str(d)], capture_output=True)
 
