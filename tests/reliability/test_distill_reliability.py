@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -259,3 +260,20 @@ def test_keep_end_hint_is_not_given_with_keep_end(tiny_teacher, tmp_path):
 def _distill_help() -> str:
     return sad("distill", "--help").output
 
+
+
+# --- item 1 (distill side): the student and its checkpoints get the usual permissions -------------
+
+def test_student_files_get_umask_permissions(seg_file, tiny_teacher, tmp_path):
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "out"
+        assert distill(seg_file, tiny_teacher, out, "--max-steps", "1").exit_code == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(out / "model.safetensors").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(out / "sad_config.json").st_mode) == 0o644
+    ckpt = next((out / "checkpoints").iterdir())
+    assert stat.S_IMODE(os.stat(ckpt).st_mode) == 0o755                 # main: 0700 (mkdtemp)

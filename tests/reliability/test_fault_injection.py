@@ -272,7 +272,7 @@ def test_collect_sigint_and_kill_9_then_resume(tmp_path):
         before = out.read_text() if out.exists() else ""
         proc = subprocess.Popen(args + extra, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
         n0 = len(before.splitlines())
-        assert _wait(lambda: out.exists() and len(out.read_text().splitlines()) >= n0 + 2, proc), \
+        assert _wait(lambda n0=n0: out.exists() and len(out.read_text().splitlines()) >= n0 + 2, proc), \
             proc.stderr.read().decode()
         os.kill(proc.pid, sig)
         _, err = proc.communicate(timeout=60)
