@@ -85,7 +85,7 @@ def reason_hotpotqa(st: EpisodeState) -> str | None:
                 a, b = (_core(t) for t in searches[:2])
                 return f"I need to search {a} and {b}, find what is asked about each, then compare them."
             if _contains(question, name):
-                return f"I need to search {name} first, then follow what it says to find the answer."
+                return f"I need to search {name} first, then follow what it says to answer it."
             return "I need to find where this question starts, so I first search what it describes."
         prev = done_searches[-1] if done_searches else ""
         prev_sents = _page_sentences(st, prev)

@@ -45,14 +45,12 @@ def checker_violations(rec: dict) -> list[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def data_dir():
-    from tests.conftest import shared_file  # noqa: PLC0415
-
-    return str(shared_file("hotpotqa/dev_distractor_200.jsonl").parent)
+@pytest.fixture
+def data_dir(shared):
+    return str(shared("hotpotqa/dev_distractor_200.jsonl").parent)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def env(data_dir):
     return WikiQAEnv("hotpotqa", data_dir=data_dir)
 

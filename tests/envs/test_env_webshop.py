@@ -30,11 +30,9 @@ from grounding_checker import check_record  # noqa: E402
 from react_grounding import ungrounded  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def data_dir():
-    from tests.conftest import shared_file  # noqa: PLC0415
-
-    return str(shared_file("webshop/products_1k_processed.jsonl").parent)
+@pytest.fixture
+def data_dir(shared):
+    return str(shared("webshop/products_1k_processed.jsonl").parent)
 
 
 @pytest.fixture

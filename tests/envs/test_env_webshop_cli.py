@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -18,18 +17,14 @@ from sadcli.cli import app  # noqa: E402
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def webshop_dir():
-    from tests.conftest import shared_file  # noqa: PLC0415
-
-    return str(shared_file("webshop/products_1k_processed.jsonl").parent)
+@pytest.fixture
+def webshop_dir(shared):
+    return str(shared("webshop/products_1k_processed.jsonl").parent)
 
 
-@pytest.fixture(scope="module")
-def hotpotqa_dir():
-    from tests.conftest import shared_file  # noqa: PLC0415
-
-    return str(shared_file("hotpotqa/dev_distractor_200.jsonl").parent)
+@pytest.fixture
+def hotpotqa_dir(shared):
+    return str(shared("hotpotqa/dev_distractor_200.jsonl").parent)
 
 
 def records(text: str) -> list[dict]:
