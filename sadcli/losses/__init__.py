@@ -22,8 +22,8 @@ Shapes and conventions:
   trained on token t with kind ``token_labels[:, t]``.
 - Supervised rows are ordered by flat position ``b * T + t`` (ascending). Any teacher given per row
   (``[N, V]`` logits, ``[N, H_t]`` hidden states, :class:`SparseTeacher` ``[N, k]``) follows that order;
-  build it from :func:`loss_positions` for the same config (``flat`` supervises every labelled token,
-  every other loss the REASON ∪ ACT tokens).
+  build it from :func:`loss_positions` for the same config (each loss supervises its ``supervise`` kinds;
+  docs/losses.md has the table).
 - The teacher may be dense logits ``[B, T, V]`` / ``[N, V]``, a :class:`HiddenTeacher` (hidden + LM head:
   teacher logits are then also computed only at supervised positions, chunked), or a
   :class:`SparseTeacher` (top-k ids + log-probs + tail log-mass, exact bucketed divergence).
@@ -35,17 +35,21 @@ Shapes and conventions:
 
 Helpers: :func:`teacher_topk` (offline teacher cache rows), :func:`token_entropy` (curriculum),
 :func:`span_divergence` (eval), :func:`build_action_vocab` (V_a for ``action_vocab="restricted"``),
-:func:`shuffle_span_labels` (``random-spans``), and the per-row :mod:`~sadcli.losses.divergences`.
+:func:`build_span_vocab` + :func:`marker_token_ids` (V_r, V_a for ``span_vocab="bucketed"``),
+:func:`random_span_labels` (``random-spans``), :func:`positions_counts` (the counts a configured loss
+normalizes by), and the per-row :mod:`~sadcli.losses.divergences`.
 """
 
 from sadcli.losses.alignment import (
     SpanCounts,
     SupervisedPositions,
+    continuation_labels,
     next_token_labels,
+    positions_counts,
     span_counts,
     supervised_positions,
 )
-from sadcli.losses.baselines import shuffle_span_labels
+from sadcli.losses.baselines import random_span_labels, shuffle_span_labels
 from sadcli.losses.divergences import (
     DIVERGENCES,
     divergence,
@@ -60,13 +64,14 @@ from sadcli.losses.sad_loss import LOSS_NAMES, LossConfig, LossOutput, compute_l
 from sadcli.losses.sparse import SparseTeacher, bucket_logprobs, teacher_topk
 from sadcli.losses.teachers import DenseTeacher, HiddenTeacher
 from sadcli.losses.transforms import LogitTransform, check_logit_transform, logit_transform_for
-from sadcli.losses.vocab import build_action_vocab
+from sadcli.losses.vocab import build_action_vocab, build_span_vocab, marker_token_ids
 
 __all__ = [
     "DIVERGENCES", "LOSS_NAMES", "DenseTeacher", "HiddenTeacher", "LogitTransform", "LossConfig", "LossOutput",
     "SpanCounts", "SpanDivergence", "SparseTeacher", "SupervisedPositions", "bucket_logprobs",
-    "build_action_vocab", "check_logit_transform", "compute_loss", "divergence", "entropy", "forward_kl",
-    "generalized_jsd", "log_softmax_fp32", "logit_transform_for", "loss_positions", "next_token_labels",
+    "build_action_vocab", "build_span_vocab", "check_logit_transform", "continuation_labels", "compute_loss", "divergence", "entropy", "forward_kl",
+    "generalized_jsd", "log_softmax_fp32", "logit_transform_for", "loss_positions", "marker_token_ids", "next_token_labels", "positions_counts",
+    "random_span_labels",
     "reverse_kl", "shuffle_span_labels", "span_counts", "span_divergence", "supervised_positions",
     "teacher_topk", "token_entropy",
 ]

@@ -1,21 +1,25 @@
-"""The SAD loss (Liu et al., AAMAS 2026, §3.3–3.5), its configuration and the single entry point.
+"""The SAD loss (Liu et al., AAMAS 2026, §3.3–3.5), its baselines, their configuration and the single entry point.
 
     L_total = λ_r · L_CoT + λ_a · L_Act
-    L_CoT   = Σ_t m_r(t) · τ² · D(p_T^τ(·|x<t) || p_S^τ(·|x<t))     (reasoning tokens, full vocabulary)
-    L_Act   = Σ_t m_a(t) · τ² · D(p_T^τ(·|x<t) || p_S^τ(·|x<t))     (action tokens, full vocabulary or V_a)
+    L_CoT   = Σ_t m_r(t) · τ² · D(p_T^τ(·|x<t) || p_S^τ(·|x<t))     (reasoning tokens)
+    L_Act   = Σ_t m_a(t) · τ² · D(p_T^τ(·|x<t) || p_S^τ(·|x<t))     (action tokens)
 
-D is forward KL (the paper), reverse KL or generalized JSD_β. Prompt and observation tokens are never
-supervised. With ``normalization="per-span"`` (default), L_CoT is the mean over all reasoning tokens of
-the batch and L_Act the mean over all action tokens, each divided by its own *global* count (pass
-``num_reason``/``num_act`` summed over gradient-accumulation steps and devices, so the loss does not
-change with accumulation); ``"sum"`` uses the plain sums of the equations.
+D is forward KL (the paper), reverse KL or generalized JSD_β. With ``normalization="per-span"``
+(default), L_CoT is the mean over all reasoning tokens of the batch and L_Act the mean over all action
+tokens, each divided by its own *global* count (pass ``num_reason``/``num_act``/``num_other`` summed over
+gradient-accumulation steps and devices, so the loss does not change with accumulation); ``"sum"`` uses
+the plain sums of the equations.
 
-Restricted action vocabulary (``action_vocab="restricted"``): our reading of the paper's "KL over a
-discrete action space" — for action tokens, both the teacher's and the student's next-token
-distributions are renormalized over the action vocabulary V_a (by default the token ids occurring in
-action spans of the training data plus end-of-turn; see
-:func:`sadcli.losses.vocab.build_action_vocab`) before the divergence. Reasoning always uses the full
-vocabulary. ``full`` is Eq. 5 as written.
+Vocabulary domains of the span-aware losses: ``span_vocab="full"`` is Eq. 5 as written;
+``"bucketed"`` is Eq. 8's disjoint domains: on reasoning (action) positions teacher and student are
+bucketed into V_r (V_a) — ids seen in that kind's spans of the training data + structural markers +
+end-of-turn (:func:`sadcli.losses.vocab.build_span_vocab`) — plus one "other" bucket with the rest of the
+mass, so mass outside the domain is still penalized. ``action_vocab="restricted"`` (older reading:
+renormalize over V_a only, no other bucket) is kept for comparison.
+
+The baselines (``token-kd`` MiniLLM-style, ``kd``, ``seqkd``, ``sft``, ``flat``, ``random-spans``,
+``only-*``) differ in token set, divergence, normalization and vocabulary: see
+:mod:`sadcli.losses.baselines` and the table in docs/losses.md.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import torch
 from sadcli.errors import SadError
 from sadcli.labels import ACT, OBS, PROMPT, REASON
 from sadcli.losses.alignment import SupervisedPositions, continuation_labels, supervised_positions
-from sadcli.losses.baselines import SPAN_AWARE, row_coefficients, random_span_labels
+from sadcli.losses.baselines import SPAN_AWARE, random_span_labels, row_coefficients
 from sadcli.losses.chunked import Job, Segment, run_hidden, run_logits
 from sadcli.losses.divergences import DIVERGENCES
 from sadcli.losses.sparse import SparseTeacher

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from loss_reference import naive_loss
 
 from sadcli.errors import SadError
-from sadcli.labels import ACT, OBS, PAD, PROMPT, REASON
+from sadcli.labels import ACT, PAD, PROMPT, REASON
 from sadcli.losses import (
     HiddenTeacher,
     LogitTransform,
