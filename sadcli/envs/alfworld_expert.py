@@ -90,12 +90,19 @@ class SearchExpert:
         self.searching: dict[str, list[str]] = {}  # what -> the order announced when the search started
         self._intent_now: dict | None = None
         self._fresh = False
+        self.failed: set[str] = set()           # actions answered "Nothing happens." (never tried twice)
 
     # ------------------------------------------------------------------ observations
     def observe(self, action: str | None, obs: str, admissible: list[str] | None) -> None:
         self.admissible = list(admissible or [])
         self._fresh = False
-        if not action or obs.strip() == "Nothing happens.":
+        if not action:
+            return
+        if obs.strip() == "Nothing happens.":
+            self.failed.add(action)
+            m = re.match(r"^(?:go to|open|examine) (.+)$", action)
+            if m and m.group(1) not in self.contents:
+                self.contents[m.group(1)] = []  # cannot look there: count it as searched, move on
             return
         m = re.match(r"^(?:go to|examine) (.+)$", action)
         if m and m.group(1) in self.room:
@@ -200,6 +207,8 @@ class SearchExpert:
                         i = dict(i, action=f"open {rec}")
                     elif f"examine {rec}" in self.admissible:
                         i = dict(i, action=f"examine {rec}")
+            if i and i["action"] in self.failed:
+                i = None  # it did nothing before: give up rather than loop
             self._intent_now, self._fresh = i, True
         return self._intent_now
 

@@ -27,7 +27,9 @@ def test_expert_solves_real_tasks_in_capped_workers():
         assert "Your task is to" in r["task"]
         assert r["steps"][0]["reason"].startswith("The task is to ")
         focus = [s for s in r["steps"] if s["action"].startswith("focus on")]
-        assert focus and focus[0]["reason"] and focus[0]["action"][9:] in focus[0]["reason"]
+        assert focus
+        if focus[0]["reason"]:  # a thought only when the agent has seen what it focuses on
+            assert all(w in focus[0]["reason"] for w in focus[0]["action"][9:].split())
 
 
 def test_heap_cap_and_task_selection(monkeypatch):

@@ -189,3 +189,14 @@ def test_expert_teacher_without_expert_fails_the_episode_and_can_skip_reasoning(
     assert d.action == "go to shelf 1" and d.reason is None
     (d,) = t.act([state("plugin", "x", [], "say[1]", {"expert_reason": "because"})])
     assert d.reason == "because"
+
+
+def test_alfworld_expert_never_repeats_an_action_that_did_nothing():
+    ex = SearchExpert(HEAT, ["cabinet 1", "shelf 1"], {"mug": ["cabinet 1", "shelf 1"]})
+    ex.observe(None, "room", None)
+    assert ex.next_action() == "go to cabinet 1"
+    ex.observe("go to cabinet 1", "Nothing happens.", None)
+    assert ex.next_action() == "go to shelf 1"  # cabinet 1 counts as searched
+    ex.observe("go to shelf 1", "On the shelf 1, you see a mug 1.", None)
+    ex.observe("take mug 1 from shelf 1", "Nothing happens.", None)
+    assert ex.next_action() is None  # the same take would do nothing again: give up, do not loop
