@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -26,6 +27,8 @@ class CollectStats:
     success: int = 0
     failed: int = 0           # episodes that ended with an error (env fault, policy failure)
     filtered: int = 0         # not written because of --only-success
+    truncated: int = 0        # stopped by the step budget (--max-steps)
+    repeated: int = 0         # not written because an action repeats more than --max-repeats times
     written: int = 0
     steps: int = 0
     t0: float = field(default_factory=time.monotonic)
@@ -101,11 +104,23 @@ def read_done_ids(path: str) -> set[str]:
     return ids
 
 
+def max_repeat(record: dict) -> int:
+    """How often the most repeated action of an episode was taken (0 for no steps)."""
+    counts = Counter(s.get("action") for s in record.get("steps") or [])
+    return max(counts.values(), default=0)
+
+
 def collect(pool: EnvPool, tasks: list[Task], policy: Policy, *, done_ids: set[str] | None = None,
-            only_success: bool = False, max_steps: int | None = None,
+            only_success: bool = False, max_steps: int | None = None, max_repeats: int | None = None,
             on_step: Callable[[CollectStats], None] | None = None,
             stats: CollectStats | None = None) -> Iterator[dict]:
-    """Play ``tasks`` (minus ``done_ids``) and yield the records to write (only won ones with ``only_success``)."""
+    """Play ``tasks`` (minus ``done_ids``) and yield the records to write.
+
+    Filters, each counted in ``stats``: ``only_success`` drops failed episodes; ``max_repeats`` drops an
+    episode in which one action (the same text) was taken more than that many times — the loops of a
+    confused expert (``examine desk 1`` x 13). ``max_steps`` is the step budget: longer episodes are
+    cut (``meta.truncated``) and counted.
+    """
     stats = stats or CollectStats()
     done_ids = done_ids or set()
     todo = [t for t in tasks if t.id not in done_ids]
@@ -121,8 +136,15 @@ def collect(pool: EnvPool, tasks: list[Task], policy: Policy, *, done_ids: set[s
         stats.done += 1
         stats.success += bool(rec["success"])
         stats.failed += "error" in rec["meta"]
+        stats.truncated += bool(rec["meta"].get("truncated"))
+        drop = None
         if only_success and not rec["success"]:
             stats.filtered += 1
+            drop = "failed"
+        elif max_repeats is not None and max_repeat(rec) > max_repeats:
+            stats.repeated += 1
+            drop = "repeats"
+        if drop:
             if on_step:
                 on_step(stats)
             continue

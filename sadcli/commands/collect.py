@@ -66,8 +66,13 @@ def collect(
                                       "a model teacher generates for all of them in one batch."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1,
                                             help="Step budget per episode (default: the environment's; "
-                                                 "alfworld 150, twx/scienceworld 100, wikiqa 8).",
+                                                 "alfworld 50, twx/scienceworld 100, wikiqa 7, webshop 15); "
+                                                 "longer episodes are cut and counted as truncated.",
                                             show_default=False),
+    max_repeats: Optional[int] = typer.Option(None, "--max-repeats", min=1,
+                                              help="Drop an episode in which one action is taken more than "
+                                                   "N times (expert loops); counted in the summary.",
+                                              show_default=False),
     data_dir: Optional[str] = typer.Option(None, "--data-dir",
                                            help="alfworld: the data folder (json_2.1.1/ inside; default "
                                                 "$ALFWORLD_DATA); webshop: products_1k_processed.jsonl and "
@@ -150,7 +155,8 @@ def collect(
 
                 resumed = set(done_ids)
                 for rec in run_collect(pool, tasks, policy, done_ids=resumed, only_success=only_success,
-                                       max_steps=max_steps, on_step=update, stats=stats):
+                                       max_steps=max_steps, max_repeats=max_repeats, on_step=update,
+                                       stats=stats):
                     out.write(rec)
                     out.flush()
             restarts = pool.restarts
@@ -213,8 +219,12 @@ def _summary(s, env: str, split: str, out_path, only_success: bool, restarts: in
         msg += f" to {out_path}"
     if s.skipped:
         msg += f"; {s.skipped} already there (--resume)"
+    if s.truncated:
+        msg += f"; {s.truncated} reached the step budget (--max-steps)"
     if only_success:
         msg += f"; {s.filtered} unsuccessful filtered out (--only-success)"
+    if s.repeated:
+        msg += f"; {s.repeated} dropped for an action repeated more than --max-repeats times"
     if s.failed:
         msg += f"; {s.failed} failed with an error (see meta.error)"
     if restarts:
