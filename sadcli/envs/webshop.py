@@ -299,7 +299,10 @@ class WebShopEnv(BaseEnv):
 
     def tasks(self, split: str) -> list[Task]:
         game = "human" if self.goal_set == "human" else "goal"
-        return [Task(self.name, split, f"{game}{i}", 0, {"asin": g.asin}) for i, g in self.goals(split)]
+        # meta "type": the product's WebShop category (beauty, electronics, fashion, food, garden), so that
+        # summaries group by it
+        return [Task(self.name, split, f"{game}{i}", 0, {"asin": g.asin, "type": g.category})
+                for i, g in self.goals(split)]
 
     def reset(self, task: Task) -> str:
         idx = int(re.sub(r"^\D+", "", task.game))
@@ -523,7 +526,7 @@ _FILLER = re.compile(r"^\s*(?:find me|i am looking for|i'm looking for|i need|i 
 def instruction_keywords(instruction: str) -> str:
     """The instruction's key words: no leading "find me"/"i need", no option list, no price clause."""
     text = re.split(r",? and price lower than", instruction)[0]
-    text = re.split(r" with [a-z ]+: ", text)[0]
+    text = re.split(r" with (?:(?!with )[a-z ]){1,30}: ", text)[0]
     text = _FILLER.sub("", text)
     words = re.findall(r"[a-z0-9][a-z0-9&'\-]*", text.lower())
     return " ".join(w for w in words if w not in ("and", "with", "a", "an", "the", "for", "that", "is", "of"))

@@ -29,7 +29,7 @@ def parse_instruction(task_text: str) -> dict:
     if pm:
         price, text = pm.group(1), text[: pm.start()]
     options: dict[str, str] = {}
-    om = re.search(r" with ([a-z ]+: .*)$", text)
+    om = re.search(r" with ((?:(?!with )[a-z ]){1,30}: .*)$", text)  # option names are short: "color", "fit type"
     if om:
         for part in om.group(1).split(", and "):
             name, _, value = part.partition(": ")
