@@ -182,10 +182,27 @@ def test_expert_reasoning_is_grounded_in_what_was_shown(data_dir):
     reasons = [s["reason"] for r in recs for s in r["steps"] if s["reason"]]
     assert sum(1 for s in reasons if "I will open it" in s) >= 50
     assert any("refine the search" in s for s in reasons) and any("I select" in s for s in reasons)
-    # the first thought restates the instruction; option choices name the instruction's options
+    # the first thought restates the instruction; the options thought names every option then clicked
     for r in recs:
+        picks = [k for k, st in enumerate(r["steps"]) if (st["reason"] or "").startswith("This item has")]
+        for k in picks:
+            clicked = [st["action"][6:-1] for st in r["steps"][k:-1]]
+            assert all(v in r["steps"][k]["reason"] for v in clicked), (r["id"], clicked)
         assert r["steps"][0]["action"].startswith("search[") and r["steps"][0]["reason"].startswith("I am looking for")
         assert r["steps"][-1]["action"] == "click[Buy Now]"
+
+
+def test_instruction_parsing_keeps_the_wish_and_the_options_apart():
+    from sadcli.teachers.expert_webshop import parse_instruction
+
+    text = ("Find me ready hang wall art with solid wood for living room with color: turtles and african american "
+            "couple, and size: 8x10 inch, and price lower than 70.00 dollars")
+    assert instruction_keywords(text) == "ready hang wall art solid wood living room"
+    got = parse_instruction(f"WebShop [SEP] Instruction: [SEP] {text} [SEP] Search")
+    assert got == {"wish": "ready hang wall art with solid wood for living room",
+                   "options": {"color": "turtles and african american couple", "size": "8x10 inch"}, "price": "70.00"}
+    assert parse_instruction("WebShop [SEP] Instruction: [SEP] i need a vegan shake [SEP] Search") == \
+        {"wish": "a vegan shake", "options": {}, "price": None}
 
 
 def test_grounding_check_catches_an_unseen_entity():
