@@ -89,7 +89,6 @@ def teacher_entropy(examples: Sequence[Any], teacher: Any, n_records: int, *, ba
     """
     import torch
 
-    from sadcli.losses.divergences import log_softmax_fp32
     from sadcli.losses.sad_loss import auto_chunk_size
     from sadcli.losses.teachers import as_head
     from sadcli.losses.transforms import logit_transform_for
@@ -117,9 +116,7 @@ def teacher_entropy(examples: Sequence[Any], teacher: Any, n_records: int, *, ba
                 z = head(h[s:s + chunk])
                 if transform is not None:
                     z = transform(z)
-                lp = log_softmax_fp32(z)                                                       # [n, V]
-                p_lp = torch.where(torch.isfinite(lp), lp.exp() * lp, torch.zeros_like(lp))
-                ent[s:s + chunk] = (-p_lp.sum(-1)).double().cpu()
+                ent[s:s + chunk] = entropy_from_logits(z).double().cpu()
             rec = torch.as_tensor([examples[i].index for i in idx], dtype=torch.long)[row_ex].numpy()
             np.add.at(total, rec, ent.numpy())
             np.add.at(count, rec, 1)
@@ -127,6 +124,27 @@ def teacher_entropy(examples: Sequence[Any], teacher: Any, n_records: int, *, ba
             if on_batch is not None:
                 on_batch(done, len(examples))
     return Sums(total, count, "teacher")
+
+
+def entropy_from_logits(z: Any) -> Any:
+    """``H = -Σ_v p log p`` of ``softmax(z)`` per row, in fp32: ``[n, V]`` -> ``[n]``.
+
+    Computed with ``log p = z - logsumexp(z)`` formed in place and ``p log p`` in place (one extra
+    ``[n, V]`` buffer, a few passes over the logits). Rows with ``-inf`` logits (a masked vocabulary)
+    are recomputed with ``0 · log 0 = 0``.
+    """
+    import torch
+
+    lp = z.float() if z.dtype != torch.float32 else z.clone()
+    lp -= torch.logsumexp(lp, dim=-1, keepdim=True)                       # log p, in place
+    plogp = lp.exp().mul_(lp)                                            # p log p, in place
+    h = -plogp.sum(-1)                                                    # cascade sum: accurate in fp32
+    bad = ~torch.isfinite(h)
+    if bool(bad.any()):
+        lq = lp[bad]
+        q = lq.exp()
+        h[bad] = -torch.where(q > 0, q * lq, torch.zeros_like(q)).sum(-1)
+    return h
 
 
 def cache_entropy(path: str, examples: Sequence[Any], n_records: int, *, fingerprint: str) -> Sums:

@@ -95,3 +95,18 @@ def test_cache_entropy_agrees_with_the_dense_teacher(tokenizer, seg_records, tmp
     # the same order from the cache as from the live teacher
     lr, la = lengths(exs, n)
     assert order(complexity(lr, la, c)).tolist() == order(complexity(lr, la, d)).tolist()
+
+
+def test_entropy_from_logits_against_float64_with_masked_tokens():
+    from sadcli.curriculum.signals import entropy_from_logits
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(6, 3000, generator=g) * 4
+    z[2, :100] = float("-inf")            # a masked vocabulary: 0 · log 0 = 0
+    z[4] = -1e4
+    z[4, 7] = 50.0                        # a one-hot row: entropy 0
+    ref = -(torch.softmax(z.double(), -1) * torch.log_softmax(z.double(), -1)).nan_to_num().sum(-1)
+    got = entropy_from_logits(z)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got.double(), ref, rtol=1e-5, atol=1e-5)
+    assert got[4].abs() < 1e-5
