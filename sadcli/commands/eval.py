@@ -306,7 +306,8 @@ def _fidelity(refs, data, teacher, reference, cot_threshold, render, max_length,
                   f"reference {reference}")
     res = evaluate_fidelity(records, loaded, FidelityModel("teacher", t_model, t_tok), render=rend,
                             max_length=max_length, reference=reference, threshold=cot_threshold,
-                            max_new_tokens=max_new_tokens, generate=generate, device=device)
+                            max_new_tokens=max_new_tokens, generate=generate, device=device,
+                            on_progress=lambda msg: console.print(f"fidelity: {msg}"))
     any_model = next(iter(res.values()))
     return {"data": data, "teacher": teacher, "reference": reference, "render": rend, "cot_threshold": cot_threshold,
             "examples": any_model.get("examples"), "steps": any_model.get("steps"), "models": res}

@@ -26,6 +26,7 @@ and prompt kind (each round feeds only the tokens the prompt gained), on
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,7 +207,7 @@ def evaluate_fidelity(records: list[dict], models: list[FidelityModel], teacher:
                       render: str = "text", max_length: int | None = None, reference: str = "data",
                       threshold: float = DEFAULT_COT_THRESHOLD, max_new_tokens: int = 96,
                       generate: bool = True, device: str | None = None,
-                      on_progress=None) -> dict:
+                      on_progress: Callable[[str], None] | None = None) -> dict:
     """Fidelity of every model in ``models`` to ``teacher`` on ``records`` (segmented); ``{label: metrics}``."""
     import torch
 
@@ -238,8 +239,8 @@ def evaluate_fidelity(records: list[dict], models: list[FidelityModel], teacher:
         for m in models:
             s_logits = _logits_at(m.model, ids.to(_dev(m.model)), pos.to(_dev(m.model))).cpu()
             span_stats(t_logits, s_logits, targets, kinds, stats[m.label])
-        if on_progress:
-            on_progress()
+    if on_progress:
+        on_progress(f"token metrics: {len(examples)} trajectories x {len(models)} model(s) done")
     result = {m.label: {k: v.to_dict() for k, v in stats[m.label].items()} for m in models}
     for m in models:
         result[m.label]["examples"] = len(examples)
@@ -255,12 +256,14 @@ def evaluate_fidelity(records: list[dict], models: list[FidelityModel], teacher:
         return HFGenerator(m.label, opts, model=m.model, tokenizer=m.tokenizer)
 
     refs = generate_outputs(gen_of(teacher), prompts, fmt) if reference == "teacher" else None
+    if refs is not None and on_progress:
+        on_progress(f"generation: teacher references for {len(prompts)} steps done")
     for m in models:
         outs = generate_outputs(gen_of(m), prompts, fmt)
         result[m.label].update(match_metrics(prompts, outs, refs, threshold))
         result[m.label]["reference"] = reference
         if on_progress:
-            on_progress()
+            on_progress(f"generation: {m.label} on {len(prompts)} steps done")
     return result
 
 

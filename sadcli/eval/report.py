@@ -17,8 +17,8 @@ COLUMNS_ROLLOUT = ("model", "success (micro)", "95% CI", "macro", "seeds mean ±
                    "terminations")
 COLUMNS_COST = ("model", "steps all / won", "reason tok/span", "reason tok/episode", "latency s/episode",
                 "generated tok/s")
-COLUMNS_FIDELITY = ("model", "KL reason", "KL act", "NLL reason", "NLL act", "top-1 agree r/a", "top-1 acc r/a",
-                    "action match", "CoT match", "ROUGE-L", "free action")
+COLUMNS_FIDELITY = ("model", "KL reason", "KL act", "NLL reason", "NLL act", "top-1 agree r/a", "top-1 acc r/a")
+COLUMNS_MATCH = ("model", "action match", "95% CI", "CoT match", "95% CI", "ROUGE-L F1", "free action", "95% CI")
 
 
 def versions() -> dict[str, str]:
@@ -112,18 +112,24 @@ def pair_rows(report: dict) -> list[list[str]]:
             for p in pairs]
 
 
+def _fid(report: dict) -> dict:
+    return (report.get("fidelity") or {}).get("models") or {}
+
+
 def fidelity_rows(report: dict) -> list[list[str]]:
     rows = []
-    for m, f in ((report.get("fidelity") or {}).get("models") or {}).items():
+    for m, f in _fid(report).items():
         r, a = f.get("reason") or {}, f.get("act") or {}
         rows.append([m, _num(r.get("kl"), 3), _num(a.get("kl"), 3), _num(r.get("nll"), 3), _num(a.get("nll"), 3),
                      f"{_pct(r.get('top1_agreement'), 0)} / {_pct(a.get('top1_agreement'), 0)}",
-                     f"{_pct(r.get('top1_accuracy'), 0)} / {_pct(a.get('top1_accuracy'), 0)}",
-                     f"{_rate(f.get('action_match'))} {_ci(f.get('action_match'))}",
-                     f"{_rate(f.get('cot_match'))} {_ci(f.get('cot_match'))}",
-                     _num(f.get("cot_rouge_l"), 3),
-                     f"{_rate(f.get('free_action_match'))} {_ci(f.get('free_action_match'))}"])
+                     f"{_pct(r.get('top1_accuracy'), 0)} / {_pct(a.get('top1_accuracy'), 0)}"])
     return rows
+
+
+def match_rows(report: dict) -> list[list[str]]:
+    return [[m, _rate(f.get("action_match")), _ci(f.get("action_match")), _rate(f.get("cot_match")),
+             _ci(f.get("cot_match")), _num(f.get("cot_rouge_l"), 3), _rate(f.get("free_action_match")),
+             _ci(f.get("free_action_match"))] for m, f in _fid(report).items() if "action_match" in f]
 
 
 def _titles(report: dict) -> dict[str, str]:
@@ -135,6 +141,8 @@ def _titles(report: dict) -> dict[str, str]:
         "types": "Success per task type (k/n, 95% Wilson interval)",
         "cost": "Episode length, reasoning length and speed",
         "pairs": "Paired exact McNemar tests (same episodes)",
+        "match": "Greedy generation from the held-out histories: action match (after the reference reasoning), "
+                 "CoT match (ROUGE-L F1 >= threshold, our definition), free action (after its own reasoning)",
         "fidelity": f"Teacher-forced fidelity on {fi.get('data')} ({fi.get('examples')} trajectories, "
                     f"{fi.get('steps')} steps; teacher {fi.get('teacher')}; reference {fi.get('reference')}; "
                     f"CoT match = ROUGE-L F1 >= {fi.get('cot_threshold')})",
@@ -166,6 +174,8 @@ def tables(report: dict) -> list[Any]:
             table(t["pairs"], ("pair", "episodes", "only first won", "only second won", "p-value"), pair_rows(report))
     if report.get("fidelity"):
         table(t["fidelity"], COLUMNS_FIDELITY, fidelity_rows(report))
+        if match_rows(report):
+            table(t["match"], COLUMNS_MATCH, match_rows(report))
     return out
 
 
@@ -192,6 +202,8 @@ def markdown(report: dict) -> str:
                       ""]
     if report.get("fidelity"):
         parts += [f"## {t['fidelity']}", "", _md_table(COLUMNS_FIDELITY, fidelity_rows(report)), ""]
+        if match_rows(report):
+            parts += [f"### {t['match']}", "", _md_table(COLUMNS_MATCH, match_rows(report)), ""]
     cmd = (report.get("config") or {}).get("command")
     if cmd:
         parts += ["Produced by:", "", f"    {cmd}", ""]
