@@ -225,14 +225,27 @@ def plot(report: dict, path: str) -> None:
         series = {m: [s["success"]] + [s["task_types"].get(t) for t in groups[1:]] for m, s in ro.items()}
         panels.append(("Success rate in the environment", groups, series))
     fi = (report.get("fidelity") or {}).get("models") or {}
-    if fi:
+    if fi and any("action_match" in f for f in fi.values()):
         groups = ["action match", "CoT match", "free action"]
         series = {m: [f.get("action_match"), f.get("cot_match"), f.get("free_action_match")] for m, f in fi.items()}
         panels.append(("Teacher-forced fidelity (held-out trajectories)", groups, series))
-    if not panels:
+    kl = {m: [(f.get(k) or {}).get("kl") for k in ("reason", "act")] for m, f in fi.items()}
+    if not panels and not any(v is not None for vals in kl.values() for v in vals):
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4), squeeze=False)
-    for ax, (title, groups, series) in zip(axes[0], panels, strict=True):
+    n_kl = int(any(v is not None for vals in kl.values() for v in vals))
+    fig, axes = plt.subplots(1, len(panels) + n_kl, figsize=(6.5 * (len(panels) + n_kl), 4), squeeze=False)
+    if n_kl:  # token-level KL to the teacher per span kind (means over tokens; no interval)
+        ax = axes[0][-1]
+        width = 0.8 / max(1, len(kl))
+        for i, (m, vals) in enumerate(kl.items()):
+            ax.bar([g + i * width - 0.4 + width / 2 for g in range(2)], [v if v is not None else 0 for v in vals],
+                   width, label=m)
+        ax.set_xticks(range(2))
+        ax.set_xticklabels(["reasoning tokens", "action tokens"])
+        ax.set_ylabel("KL(p_T || p_S), nats per token")
+        ax.set_title("Teacher-forced span KL (held-out trajectories)", fontsize=10)
+        ax.legend(fontsize=8)
+    for ax, (title, groups, series) in zip(axes[0], panels, strict=False):
         width = 0.8 / max(1, len(series))
         for i, (m, rates) in enumerate(series.items()):
             xs, ys, lo, hi = [], [], [], []
