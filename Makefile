@@ -35,7 +35,7 @@ model: $(VENV)/.sad-core
 demo: model
 	mkdir -p $(DEMO_DIR)
 	$(BIN)/sad collect --env twx --teacher expert --episodes 24 --only-success -o $(DEMO_DIR)/teacher.jsonl
-	$(BIN)/sad collect --env twx --split dev --teacher expert --episodes 4 --only-success -q -o $(DEMO_DIR)/heldout.jsonl
+	$(BIN)/sad collect --env twx --split dev --teacher expert --episodes 3 --only-success -q -o $(DEMO_DIR)/heldout.jsonl
 	$(BIN)/sad segment $(DEMO_DIR)/teacher.jsonl --show --limit 1 -o $(DEMO_DIR)/segmented.jsonl
 	$(BIN)/sad segment $(DEMO_DIR)/heldout.jsonl -q -o $(DEMO_DIR)/heldout.seg.jsonl
 	$(BIN)/sad mask-check $(DEMO_DIR)/segmented.jsonl --strict --max-length 1024 --plot $(DEMO_DIR)/spans.png > /dev/null
@@ -46,7 +46,7 @@ demo: model
 	# teacher-forced on the held-out trajectories and in a few TextWorldExpress dev episodes
 	$(BIN)/sad eval -m distilled=$(DEMO_DIR)/student -m undistilled=init:$(DEMO_DIR)/student \
 		-m teacher=teacher:$(DEMO_DIR)/student --data $(DEMO_DIR)/heldout.seg.jsonl \
-		--env twx --split dev --episodes 2 --max-steps 5 --max-new-tokens 48 -o $(DEMO_DIR)/episodes.jsonl \
+		--env twx --split dev --episodes 2 --max-steps 4 --max-new-tokens 40 -o $(DEMO_DIR)/episodes.jsonl \
 		--report $(DEMO_DIR)/eval.json --markdown $(DEMO_DIR)/eval.md --plot $(DEMO_DIR)/eval.png
 
 test: model $(VENV)/.sad-test
