@@ -98,8 +98,12 @@ class EnvPool:
         self.spec = spec
         self._in_process, self._timeout = in_process, timeout
         self.slots = [make_slot(spec, in_process=in_process, timeout=timeout) for _ in range(max(1, parallel))]
+        first = self.slots[0]
+        step_timeout = getattr(first, "timeout", None)
+        if step_timeout is not None:  # starting a worker (imports, a JVM) is not a step: give it time
+            first.timeout = max(step_timeout, 120.0)
         try:
-            hello = self.slots[0].request("hello")
+            hello = first.request("hello")
         except EnvFault as e:
             self.close()
             from sadcli.errors import InputError
@@ -107,6 +111,9 @@ class EnvPool:
             raise InputError(f"cannot start environment {spec.spec}: {msg}",
                              hint=None if " — " in msg else "check the environment's options and that its "
                                                             "package is installed") from None
+        finally:
+            if step_timeout is not None:
+                first.timeout = step_timeout
         self.info = EnvInfo(hello["name"], _prompt_from(hello["prompt"]), hello["max_steps"],
                             hello.get("default_split"))
 
