@@ -379,7 +379,9 @@ def render(env_dir: Path) -> str:
     for toml in sorted(HERE.glob("*.toml")):
         if toml.stem not in known and f'name = "{env}"' in toml.read_text():
             lines += [f"## Preset `{toml.stem}`", "", "**Not run yet** — no results are committed for it. Run:", "",
-                      "```sh", f"python examples/reproduce/run.py examples/reproduce/{toml.name} --env {env}", "```", ""]
+                      "```sh", "bash examples/reproduce/gpu.sh   # all its environments at once; ready, untested on a GPU"
+                      if toml.stem == "gpu" else
+                      f"python examples/reproduce/run.py examples/reproduce/{toml.name} --env {env}", "```", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

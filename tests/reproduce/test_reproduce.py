@@ -127,15 +127,16 @@ def test_render_cli_writes_readme_and_says_which_presets_have_not_run(tmp_path):
     assert bad.returncode == 1 and bad.stderr.startswith("Error:") and "Traceback" not in bad.stderr
 
 
-@pytest.mark.slow
-def test_tiny_preset_end_to_end(tmp_path):
-    """Every stage of the reproduction through the public CLI; the README carries the JSON's numbers."""
+def run_tiny(workdir: Path, results: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    cmd = [sys.executable, str(HERE / "run.py"), str(HERE / "tiny.toml"), "--workdir", str(tmp_path / "work"),
-           "--results", str(tmp_path / "results")]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-4000:]
-    out = tmp_path / "results" / "twc"
+    cmd = [sys.executable, str(HERE / "run.py"), str(HERE / "tiny.toml"), "--workdir", str(workdir),
+           "--results", str(results)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+
+
+def check_tiny_results(out: Path) -> None:
+    """What the tiny preset must leave in ``results/twc``: every model evaluated, every stage recorded, the
+    README carrying the JSON's numbers."""
     evals = sorted((out / "tiny" / "eval").glob("*.json"))
     assert {p.stem for p in evals} == {"teacher", "L2-undistilled", "L2-sad-s0", "L2-token-kd-s0"}
     pipe = json.loads((out / "tiny" / "pipeline.json").read_text())
@@ -146,12 +147,32 @@ def test_tiny_preset_end_to_end(tmp_path):
         s = e["rollouts"]["success"]
         assert s["n"] == 2 and len(e["episodes"]) == 2
         assert f"{s['k']}/{s['n']} = {100 * s['rate']:.1f}%" in text
-        assert e["fidelity"] is not None
-    assert (out / "tiny" / "train" / "L2-sad-s0.json").exists()
-    curve = json.loads((out / "tiny" / "train" / "L2-sad-s0.json").read_text())["curve"]
-    assert curve and all(not math.isnan(c["loss"]) for c in curve)
+        assert e["fidelity"] is not None and e["command"].startswith("sad eval ")
+    for label in ("L2-sad-s0", "L2-token-kd-s0"):
+        curve = json.loads((out / "tiny" / "train" / f"{label}.json").read_text())["curve"]
+        assert curve and all(not math.isnan(c["loss"]) for c in curve)
     tt = pipe["stages"]["teacher_train"]
     assert f"success {tt['successes']}/{tt['episodes']}" in text
-    # resumable: a second run finds every result and runs nothing
-    r2 = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    assert (out / "tiny-L2-success.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_tiny_preset_end_to_end(tmp_path):
+    """Every stage of the reproduction through the public CLI; resumable: a second run runs nothing."""
+    r = run_tiny(tmp_path / "work", tmp_path / "results")
+    assert r.returncode == 0, r.stderr[-4000:]
+    check_tiny_results(tmp_path / "results" / "twc")
+    r2 = run_tiny(tmp_path / "work", tmp_path / "results")
     assert r2.returncode == 0 and "0 not evaluated yet" in r2.stderr and "$ sad" not in r2.stderr
+
+
+def test_committed_tiny_results_render_to_the_committed_readme(tmp_path):
+    """docs/results/twc holds the tiny preset's results; re-rendering them gives the committed README."""
+    import shutil
+
+    src = ROOT / "docs" / "results" / "twc"
+    if not (src / "tiny" / "pipeline.json").exists():
+        pytest.fail("docs/results/twc/tiny/ has no results: run examples/reproduce/run.py examples/reproduce/tiny.toml")
+    shutil.copytree(src, tmp_path / "twc")
+    check_tiny_results(tmp_path / "twc")
+    assert render.render(tmp_path / "twc") == (src / "README.md").read_text()
