@@ -119,8 +119,8 @@ def test_curriculum_fields_are_used(tiny_teacher, tmp_path):
     r = runner.invoke(app, ["distill", f, "--teacher", tiny_teacher, "--student-layers", "1", "--max-length", "128",
                             "--max-steps", "1", "-o", str(out)], prog_name="sad")
     assert r.exit_code == 0, r.output
-    assert "curriculum order" in r.stderr
-    assert json.loads((out / "sad_config.json").read_text())["data"]["curriculum"] is True
+    assert "curriculum: sorted (default: the records carry curriculum fields)" in r.stderr
+    assert json.loads((out / "sad_config.json").read_text())["data"]["curriculum"]["mode"] == "sorted"
 
 
 def test_emitted_masks_train_like_segmented(seg_file, tiny_teacher, tmp_path, tokenizer):
@@ -177,8 +177,13 @@ def test_nothing_supervised_after_truncation(tiny_teacher, tmp_path):
         r["task"] = "Please read this long task statement carefully. " * 20
     from sadcli.segment import segment_record
     f = write_jsonl(tmp_path / "long.jsonl", [segment_record(r) for r in recs])
-    r = distill(*base_args(f, tiny_teacher, tmp_path / "o", "--max-steps", "1", "--max-length", "16"))
+    # plain truncation (step windows, the default, would keep every step by splitting it)
+    r = distill(*base_args(f, tiny_teacher, tmp_path / "o", "--max-steps", "1", "--max-length", "16",
+                           "--window", "truncate"))
     assert_clean_error(r, "no reasoning or action token", "--max-length")
+    # with step windows the same records train: every reasoning/action token lands in some window
+    r = distill(*base_args(f, tiny_teacher, tmp_path / "o2", "--max-steps", "1", "--max-length", "16"))
+    assert r.exit_code == 0, r.output
 
 
 def test_option_conflicts_are_usage_errors(seg_file, tiny_teacher, tmp_path):
