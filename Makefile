@@ -61,6 +61,9 @@ bench: $(VENV)/.sad-test
 	$(BIN)/python benchmarks/bench_loss.py
 	$(BIN)/python benchmarks/bench_distill.py
 	$(BIN)/python benchmarks/bench_collect.py
+	$(BIN)/python benchmarks/bench_curriculum.py
+	$(BIN)/python benchmarks/bench_envs.py
+	$(BIN)/python benchmarks/bench_rollouts.py
 
 lint: $(VENV)/.sad-test
 	$(BIN)/ruff check sadcli tests benchmarks examples

@@ -1,6 +1,7 @@
 """Agent environments behind one small protocol (:mod:`sadcli.envs.base`).
 
-Built in: ``alfworld``, ``twx`` (TextWorldExpress), ``scienceworld``, ``wikiqa``; any other through
+Built in: ``alfworld``, ``twx`` (TextWorldExpress), ``scienceworld``, ``webshop``, ``wikiqa`` (HotPotQA with
+``--corpus hotpotqa``); any other through
 ``module:factory`` (:mod:`sadcli.envs.registry`). Each adapter imports its package lazily.
 """
 
