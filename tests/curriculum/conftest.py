@@ -4,24 +4,12 @@ hand-made segmented trajectories (shared with the distill tests)."""
 from __future__ import annotations
 
 import os
-import pathlib
-import sys
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-_DISTILL = str(pathlib.Path(__file__).resolve().parent.parent / "distill")
-if _DISTILL not in sys.path:  # --import-mode=importlib: make distill_fixtures importable
-    sys.path.insert(0, _DISTILL)
 
 from distill_fixtures import make_tiny, segmented_records, write_jsonl  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def tokenizer():
-    from sadcli.models.spec import load_tokenizer
-
-    return load_tokenizer("smollm2-135m")
 
 
 @pytest.fixture(scope="session")

@@ -44,13 +44,6 @@ def write_jsonl(path, records) -> str:
 
 
 @pytest.fixture(scope="session")
-def tokenizer():
-    from sadcli.models.spec import load_tokenizer
-
-    return load_tokenizer("smollm2-135m")
-
-
-@pytest.fixture(scope="session")
 def tiny_teacher(tmp_path_factory, tokenizer) -> str:
     """A 2-layer, 64-dim Llama with the embedded tokenizer (sharpened head: not near-uniform)."""
     import torch

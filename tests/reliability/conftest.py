@@ -7,25 +7,14 @@ import errno
 import os
 import pathlib
 import subprocess
-import sys
 import threading
 import types
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-_DISTILL = str(pathlib.Path(__file__).resolve().parents[1] / "distill")
-if _DISTILL not in sys.path:  # reuse the distill test helpers (tiny models, records)
-    sys.path.insert(0, _DISTILL)
 
 from distill_fixtures import make_tiny, segmented_records, write_jsonl  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def tokenizer():
-    from sadcli.models.spec import load_tokenizer
-
-    return load_tokenizer("smollm2-135m")
 
 
 @pytest.fixture(scope="session")
