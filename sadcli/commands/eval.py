@@ -5,6 +5,7 @@ Thin command: parses options and calls :mod:`sadcli.eval`. No torch at import ti
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -313,17 +314,9 @@ def _fidelity(refs, data, teacher, reference, cot_threshold, render, max_length,
             "examples": any_model.get("examples"), "steps": any_model.get("steps"), "models": res}
 
 
-class _NoBar:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _progress(quiet: bool):
     if quiet or not console.is_terminal:
-        return _NoBar()
+        return contextlib.nullcontext()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
