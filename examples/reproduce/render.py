@@ -163,8 +163,8 @@ def plot_success(g: dict, layers: int, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in g if k == (None, "teacher")] + [k for k in g if k[0] == layers]
-    keys.sort(key=lambda k: (k[1] not in ("teacher", "undistilled"), k[1] != "sad", k[1]))
+    keys = [k for k in g if k in ((None, "teacher"), (None, "base"))] + [k for k in g if k[0] == layers]
+    keys.sort(key=lambda k: (k[1] not in ("teacher", "base", "undistilled"), k[1] != "sad", k[1]))
     if not keys:
         return False
     order = [v for _, v in keys]
@@ -172,7 +172,7 @@ def plot_success(g: dict, layers: int, path: Path) -> bool:
     ys = [100 * p["rate"] for p in ps]
     err = [[100 * (p["rate"] - p["ci95"][0]) for p in ps], [100 * (p["ci95"][1] - p["rate"]) for p in ps]]
     fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(order) + 2), 3.6))
-    ax.bar(range(len(order)), ys, yerr=err, capsize=3, color=["#999" if v in ("teacher", "undistilled") else
+    ax.bar(range(len(order)), ys, yerr=err, capsize=3, color=["#999" if v in ("teacher", "base", "undistilled") else
                                                                 "#d62728" if v == "sad" else "#1f77b4"
                                                                 for v in order])
     ax.set_xticks(range(len(order)))
@@ -312,7 +312,10 @@ def render_preset(env: str, p: dict, out_dir: Path) -> list[str]:
                   "```sh", ex_eval["command"], "```", ""]
 
         ref_rows = []
-        for label, runs in (("teacher", teacher), (f"undistilled {layers}-layer cut", undist)):
+        base = g.get((None, "base"))
+        base_name = pipe.get("base_model", "base model")
+        for label, runs in (("teacher", teacher), (f"base: shipped {base_name}, few-shot ReAct prompt", base),
+                            (f"undistilled {layers}-layer cut", undist)):
             if runs:
                 ref_rows.append(row(label, runs, sad_runs, None))
         if ref_rows:

@@ -317,7 +317,9 @@ class EnvRun:
 
     def run(self) -> None:
         plan = students(self.cfg["grid"])
-        models = [{"label": "teacher", "kind": "teacher"}]
+        # the shipped base model, prompted as `collect --teacher hf:` prompts it (instruction + the
+        # environment's few-shot ReAct examples): what the fine-tuned teacher has to beat
+        models = [{"label": "teacher", "kind": "teacher"}, {"label": "base", "kind": "base"}]
         for layers in sorted({s["layers"] for s in plan}, reverse=True):
             models.append({"label": f"L{layers}-undistilled", "kind": "undistilled", "layers": layers})
         models += [{**s, "kind": "student"} for s in plan]
@@ -346,6 +348,8 @@ class EnvRun:
         for mo in pending:
             if mo["kind"] == "teacher":
                 mo["spec"] = str(teacher)
+            elif mo["kind"] == "base":
+                mo["spec"] = self.cfg["base_model"]
             elif mo["kind"] == "undistilled":
                 mo["spec"] = f"init:{self.w / 'students' / first[mo['layers']]['label']}"
             else:

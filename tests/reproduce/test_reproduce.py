@@ -138,7 +138,7 @@ def check_tiny_results(out: Path) -> None:
     """What the tiny preset must leave in ``results/twc``: every model evaluated, every stage recorded, the
     README carrying the JSON's numbers."""
     evals = sorted((out / "tiny" / "eval").glob("*.json"))
-    assert {p.stem for p in evals} == {"teacher", "L2-undistilled", "L2-sad-s0", "L2-token-kd-s0"}
+    assert {p.stem for p in evals} == {"teacher", "base", "L2-undistilled", "L2-sad-s0", "L2-token-kd-s0"}
     pipe = json.loads((out / "tiny" / "pipeline.json").read_text())
     assert set(pipe["stages"]) == {"expert", "teacher", "teacher_train", "teacher_heldout", "data", "cache"}
     text = (out / "README.md").read_text()
