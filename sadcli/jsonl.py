@@ -157,6 +157,9 @@ def parse_line(line: Line, *, hint: str = SKIP_HINT) -> dict:
     ``hint``: what to suggest for a line that is not JSON (commands without ``--on-error`` pass
     :data:`FIX_HINT`).
     """
+    row = getattr(line, "record", None)  # a dataset row (sadcli.records.RowLine) is parsed already
+    if isinstance(row, dict):
+        return row
     try:
         obj = loads(line.raw)
     except _DecodeError as e:

@@ -68,9 +68,10 @@ def curriculum(
         from sadcli.curriculum.report import plot as save_plot
         from sadcli.curriculum.report import render_to
         from sadcli.errors import InputError, SadError
-        from sadcli.jsonl import Output, read_records
+        from sadcli.jsonl import Output
         from sadcli.masks.build import check_tokenizer
         from sadcli.models import load_tokenizer
+        from sadcli.records import read_records
 
         opts = CurriculumOptions(alpha=alpha, beta=beta, gamma=gamma, scale=scale.value, stages=stages,
                                  render=render.value, max_length=max_length, batch_size=batch_size).validate()

@@ -63,7 +63,7 @@ def mask_check(
             raise typer.BadParameter("--rejects needs --on-error skip")
         check_outputs(output=output, rejects=rejects, plot=plot)  # before any work or output
         from sadcli.errors import SadError
-        from sadcli.jsonl import Line, Output, parse_line, read_lines
+        from sadcli.jsonl import Line, Output, parse_line
         from sadcli.labels import ACT
         from sadcli.masks.audit import Auditor, span_violations
         from sadcli.masks.build import build_examples, check_tokenizer
@@ -73,6 +73,7 @@ def mask_check(
         from sadcli.masks.show import show as show_example
         from sadcli.masks.spancheck import has_steps
         from sadcli.models import load_tokenizer
+        from sadcli.records import read_lines
 
         tok = load_tokenizer(tokenizer)
         check_tokenizer(tok)

@@ -67,7 +67,7 @@ class Prepared:
 # --- data ------------------------------------------------------------------------------------
 
 def _read(path: str) -> tuple[list[dict[str, Any]], list[tuple[str, Any]]]:
-    from sadcli.jsonl import FIX_HINT, read_records
+    from sadcli.records import FIX_HINT, read_records
 
     records, where = [], []
     for line, rec in read_records(path, hint=FIX_HINT):  # distill has no --on-error
