@@ -14,10 +14,14 @@ The expert (``expert`` option): ``search`` (default), a systematic searcher that
 has observed plus commonsense priors (:mod:`sadcli.envs.alfworld_expert`); or ``handcoded``, ALFWorld's
 own ``AlfredExpert(HANDCODED)`` (its ``extra.expert_plan``), which reads the game state and may loop.
 The step budget is 50, as in ReAct's ALFWorld runs.
+
+Resets reuse the game's PDDL translations (``cache`` option: ``disk``, the default, keeps them under
+``$SAD_HOME/alfworld-cache``; ``memory``; ``off``): :mod:`sadcli.envs.alfworld_cache`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -25,6 +29,8 @@ import random
 import re
 from collections import Counter
 
+from sadcli.envs.alfworld_cache import MODES as CACHE_MODES
+from sadcli.envs.alfworld_cache import make_cache
 from sadcli.envs.alfworld_expert import SearchExpert, search_order, train_prior
 from sadcli.envs.base import BaseEnv, PromptTemplate, Task, Transition, first_line
 from sadcli.errors import InputError
@@ -171,10 +177,14 @@ class ALFWorldEnv(BaseEnv):
     prompt = PromptTemplate(INSTRUCTION, [EXAMPLE])
 
     def __init__(self, data_dir: str | None = None, task_types=None, max_steps: int | None = None,
-                 expert: str = "search"):
+                 expert: str = "search", cache: str = "disk"):
         if expert not in ("search", "handcoded"):
             raise InputError(f"unknown ALFWorld expert {expert!r}", hint="use expert=search or expert=handcoded")
+        if cache not in CACHE_MODES:
+            raise InputError(f"unknown ALFWorld cache {cache!r}",
+                             hint="use cache=disk ($SAD_HOME/alfworld-cache), cache=memory or cache=off")
         self.expert = expert
+        self._cache = make_cache(cache)
         self._search: SearchExpert | None = None
         self.root = find_data_dir(data_dir)
         os.environ.setdefault("ALFWORLD_DATA", self.root)
@@ -233,8 +243,9 @@ class ALFWorldEnv(BaseEnv):
             wrappers.append(AlfredExpert(AlfredExpertType.HANDCODED))
         env_id = textworld.gym.register_games([game], infos, batch_size=1, asynchronous=False,
                                               max_episode_steps=10_000, wrappers=wrappers)
-        self._env = textworld.gym.make(env_id)
-        obs, info = self._env.reset()
+        with self._cache.installed() if self._cache else contextlib.nullcontext():
+            self._env = textworld.gym.make(env_id)
+            obs, info = self._env.reset()
         self._task = task
         self._info = info
         rules = can_contain(game)
