@@ -51,6 +51,11 @@ def collect(
     episodes: int = typer.Option(10, "--episodes", "-n", min=0,
                                  help="Play the first N episodes of the split (0: all)."),
     offset: int = typer.Option(0, "--offset", min=0, help="Skip the first K episodes of the split."),
+    shard: Optional[str] = typer.Option(None, "--shard",
+                                        help="I/N: play only this machine's share (0 <= I < N) of the selected "
+                                             "episodes, by a hash of each episode id; N machines with I = "
+                                             "0..N-1 write files whose cat is a single run's episodes.",
+                                        show_default=False),
     output: Optional[str] = typer.Option(None, "--output", "-o",
                                          help="Write JSONL here, one flushed line per finished episode "
                                               "(default: stdout). Replaced unless --resume.",
@@ -115,8 +120,10 @@ def collect(
         from sadcli.agent.collect import collect as run_collect
         from sadcli.envs.registry import parse_env_opts
         from sadcli.jsonl import Output
+        from sadcli.shards import parse_shard, shard_tasks
         from sadcli.teachers import make_teacher
 
+        part = parse_shard(shard)
         out_path = None if output in (None, "-") else output
         if resume and out_path is None:
             raise typer.BadParameter("--resume needs -o FILE (the file to continue)")
@@ -140,6 +147,9 @@ def collect(
             if not tasks:
                 raise typer.BadParameter(f"the {split_name} split of {env} has no episodes "
                                          f"(after --offset {offset})")
+            if part is not None:
+                n_all, tasks = len(tasks), shard_tasks(tasks, part)
+                console.print(f"shard {part}: {len(tasks)} of the {n_all} selected episodes")
             if out_path and not resume:
                 _start_output(out_path)  # options and environment are valid: now the file may change
             # no more workers than episodes left to play

@@ -15,6 +15,7 @@ import typer
 
 from sadcli.commands._common import QuietOpt, Render, cli_errors, setup
 from sadcli.console import console
+from sadcli.envs.registry import BUILTIN as _ENVS
 
 _MODEL_HELP = ("[label=]SPEC, repeatable: a `sad distill` output folder (prompted as it was distilled), "
                "init:DIR (that student before distillation), teacher:DIR (its teacher, same format), a local "
@@ -49,12 +50,15 @@ def _episodes(value: str) -> int:
 def eval_(
     model: list[str] = typer.Option(..., "--model", "-m", help=_MODEL_HELP, show_default=False),
     env: Optional[str] = typer.Option(None, "--env", "-e", help="Play episodes in this environment (as in "
-                                      "`sad collect`: alfworld, twx, scienceworld, wikiqa, module:factory).",
+                                      f"`sad collect`: {', '.join(_ENVS)}, or module:factory).",
                                       show_default=False),
     split: Optional[str] = typer.Option(None, "--split", "-s", help="Environment split (default: the "
                                         "environment's; alfworld valid_unseen).", show_default=False),
     episodes: str = typer.Option("10", "--episodes", "-n", help="First N episodes of the split, or 'all'."),
     offset: int = typer.Option(0, "--offset", min=0, help="Skip the first K episodes of the split."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="I/N: play only this machine's share (0 <= I < N) "
+                                        "of the episodes, by a hash of each episode id (as in `sad collect`).",
+                                        show_default=False),
     seeds: str = typer.Option("0", "--seeds", help="Run seeds, comma-separated (sampling seeds; with greedy "
                               "decoding and deterministic environments they repeat the same episodes)."),
     samples: int = typer.Option(0, "--samples", min=0, help="pass@k: N sampled runs per episode (seeds 0..N-1; "
@@ -64,13 +68,18 @@ def eval_(
     resume: bool = typer.Option(False, "--resume", help="Keep the episodes already in -o FILE, play the rest."),
     parallel: int = typer.Option(8, "--parallel", "-p", min=1, help="Episodes at once (one batch for a model)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Step cap (default: the field's "
-                                            "convention: alfworld 50, wikiqa 7, twx twc 50, scienceworld 100).",
+                                            "convention: alfworld 50, wikiqa 7, webshop 15, twx twc 50, scienceworld 100).",
                                             show_default=False),
     data: Optional[str] = typer.Option(None, "--data", help="Held-out segmented trajectories (sad segment) for "
                                        "teacher-forced fidelity.", show_default=False),
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher for fidelity (model spec; default: "
                                           "the teacher in the first student's sad_config.json).",
                                           show_default=False),
+    teacher_cache: Optional[str] = typer.Option(None, "--teacher-cache", help="Fidelity: the teacher's top-k "
+                                                "log-probs from `sad distill HELDOUT --cache-teacher DIR` built "
+                                                "from the --data file, instead of a live teacher (KL estimated as "
+                                                "distill's cache loss does; --reference teacher is refused: a "
+                                                "cache holds no teacher generations).", show_default=False),
     reference: str = typer.Option("data", "--reference", help="Fidelity references: data (the held-out "
                                   "trajectories' reasoning and actions) or teacher (the teacher's greedy outputs)."),
     cot_threshold: float = typer.Option(0.5, "--cot-threshold", min=0.0, max=1.0,
@@ -137,7 +146,9 @@ def eval_(
         if resume and not output:
             raise typer.BadParameter("--resume needs -o FILE")
         from sadcli.eval.policies import EvalGen, parse_model
+        from sadcli.shards import parse_shard
 
+        part = parse_shard(shard)
         refs = [parse_model(m) for m in model]
         labels = [r.label for r in refs]
         if any(r.is_model for r in refs):
@@ -150,11 +161,17 @@ def eval_(
                   "models": [{"label": r.label, "spec": r.spec, "kind": r.kind,
                               "format": r.fmt.name if r.fmt else ("react" if r.is_model else r.kind)} for r in refs],
                   "generation": gen.__dict__, "seeds": _seeds(seeds, samples)}
+        if part is not None:
+            config["shard"] = str(part)
         ro = _rollouts(refs, gen, env, split, _episodes(episodes), offset, config["seeds"], output, resume,
                        parallel, max_steps, env_opt, data_dir, game, task_type, corpus, questions, step_timeout,
-                       quiet) if env else None
+                       quiet, part) if env else None
+        if teacher_cache and not data:
+            raise typer.BadParameter("--teacher-cache needs --data (the held-out file the cache was built from)")
+        if teacher_cache and teacher:
+            raise typer.BadParameter("give --teacher (a live teacher) or --teacher-cache DIR, not both")
         fi = _fidelity(refs, data, teacher, reference, cot_threshold, render, max_length, not no_generate,
-                       max_new_tokens, device) if data else None
+                       max_new_tokens, device, teacher_cache) if data else None
         doc = rp.build_report(config, ro, fi)
         _emit(doc, report=report, markdown=markdown, plot=plot)
 
@@ -195,7 +212,7 @@ def _emit(doc: dict, *, report, markdown, plot) -> None:
 
 
 def _rollouts(refs, gen, env, split, n_episodes, offset, seeds, output, resume, parallel, max_steps, env_opt,
-              data_dir, game, task_type, corpus, questions, step_timeout, quiet) -> dict:
+              data_dir, game, task_type, corpus, questions, step_timeout, quiet, part=None) -> dict:
     from sadcli.agent.collect import open_pool, select_tasks
     from sadcli.commands.collect import _env_options
     from sadcli.eval.policies import make_policy
@@ -218,6 +235,11 @@ def _rollouts(refs, gen, env, split, n_episodes, offset, seeds, output, resume, 
         tasks = select_tasks(pool.tasks(split_name), n_episodes, offset)
         if not tasks:
             raise typer.BadParameter(f"the {split_name} split of {env} has no episodes (after --offset {offset})")
+        if part is not None:
+            from sadcli.shards import shard_tasks
+
+            n_all, tasks = len(tasks), shard_tasks(tasks, part)
+            console.print(f"shard {part}: {len(tasks)} of the {n_all} selected episodes")
         cap = max_steps or step_cap(pool.info.name, env_options, pool.info.max_steps)
         plan = RolloutPlan(tasks, seeds, cap, done)
         labels = [r.label for r in refs]
@@ -247,6 +269,7 @@ def _rollouts(refs, gen, env, split, n_episodes, offset, seeds, output, resume, 
     counter = _token_counter(refs)
     summary = summarize(ordered, labels, counter)
     return {"env": pool.info.name, "split": split_name, "episodes": len(tasks), "offset": offset, "seeds": seeds,
+            **({"shard": str(part)} if part is not None else {}),
             "step_cap": cap, "env_options": env_options, "episodes_file": out_path, "summary": summary}
 
 
@@ -267,11 +290,11 @@ def _token_counter(refs):
 
 
 def _fidelity(refs, data, teacher, reference, cot_threshold, render, max_length, generate, max_new_tokens,
-              device) -> dict:
+              device, teacher_cache=None) -> dict:
     from sadcli.errors import InputError
     from sadcli.eval.fidelity import FidelityModel, evaluate_fidelity
     from sadcli.eval.policies import ModelRef, load_lm
-    from sadcli.jsonl import read_records
+    from sadcli.records import read_records
     from sadcli.schema import validate_segmented
 
     models = [r for r in refs if r.is_model]
@@ -289,6 +312,9 @@ def _fidelity(refs, data, teacher, reference, cot_threshold, render, max_length,
         records.append(rec)
     if not records:
         raise InputError(f"{data}: no records", hint="give segmented JSONL (sad segment FILE -o heldout.seg.jsonl)")
+    if teacher_cache:
+        return _fidelity_from_cache(models, records, data, teacher_cache, reference, cot_threshold, render,
+                                    max_length, generate, max_new_tokens, device)
     if teacher is None:
         teacher = next(((r.config or {}).get("teacher", {}).get("spec") for r in models
                         if (r.config or {}).get("teacher", {}).get("spec")), None)
@@ -312,6 +338,37 @@ def _fidelity(refs, data, teacher, reference, cot_threshold, render, max_length,
     any_model = next(iter(res.values()))
     return {"data": data, "teacher": teacher, "reference": reference, "render": rend, "cot_threshold": cot_threshold,
             "examples": any_model.get("examples"), "steps": any_model.get("steps"), "models": res}
+
+
+def _fidelity_from_cache(models, records, data, cache_dir, reference, cot_threshold, render, max_length, generate,
+                         max_new_tokens, device) -> dict:
+    from sadcli.errors import InputError
+    from sadcli.eval.fidelity import CACHE_NO_GENERATIONS, FidelityModel, evaluate_fidelity
+    from sadcli.eval.policies import load_lm
+
+    if reference == "teacher":  # before any model is loaded
+        raise InputError(CACHE_NO_GENERATIONS, hint="use --reference data, or a live teacher (--teacher SPEC)")
+    loaded = []
+    for r in models:
+        m, tok = load_lm(r, device=device)
+        loaded.append(FidelityModel(r.label, m, tok))
+    console.print(f"fidelity: {len(records)} held-out trajectories from {data}, teacher cache {cache_dir}, "
+                  f"reference {reference}")
+    res = evaluate_fidelity(records, loaded, None, render=render.value if render is not None else None,
+                            max_length=max_length, reference=reference, threshold=cot_threshold,
+                            max_new_tokens=max_new_tokens, generate=generate, device=device,
+                            teacher_cache=cache_dir, source=data,
+                            on_progress=lambda msg: console.print(f"fidelity: {msg}"))
+    from sadcli.distill.teacher_cache import TeacherCache
+
+    manifest = TeacherCache.open(cache_dir).manifest
+    spec = (manifest.get("teacher") or {}).get("spec", "?")
+    any_model = next(iter(res.values()))
+    return {"data": data, "teacher": f"{spec} (cache {cache_dir})", "teacher_cache": cache_dir,
+            "kl_estimate": any_model.get("kl_estimate"), "reference": reference,
+            "render": manifest.get("data", {}).get("render"), "cot_threshold": cot_threshold,
+            "examples": len(records), "cached_examples": any_model.get("examples"), "steps": any_model.get("steps"),
+            "models": res}
 
 
 def _progress(quiet: bool):
