@@ -38,12 +38,14 @@ ENV_OPTS = {
 }
 
 
-def bench_expert(env: str, episodes: int) -> dict:
+def bench_expert(env: str, episodes: int, alfworld_cache: str = "disk") -> dict:
     from sadcli.agent.loop import EnvPool, run_episodes
     from sadcli.envs.registry import EnvSpec
     from sadcli.teachers import make_teacher
 
     split, opts = ENV_OPTS[env]
+    if env == "alfworld":  # resets reuse PDDL translations (benchmarks/bench_alfworld_reset.py measures it)
+        opts = {**opts, "cache": alfworld_cache}
     with EnvPool(EnvSpec.parse(env, opts), 1) as pool:
         tasks = pool.tasks(split)[:episodes]
         t0 = time.perf_counter()
@@ -52,7 +54,7 @@ def bench_expert(env: str, episodes: int) -> dict:
     steps = sum(r["meta"]["steps"] for r in recs)
     return {"env": env, "episodes": len(recs), "success": sum(r["success"] for r in recs), "steps": steps,
             "wall_s": round(wall, 2), "episodes_per_min": round(60 * len(recs) / wall, 1),
-            "steps_per_s": round(steps / wall, 1)}
+            "steps_per_s": round(steps / wall, 1), **({"cache": opts["cache"]} if "cache" in opts else {})}
 
 
 def bench_hf(episodes: int, steps: int, max_new_tokens: int, threads: int, repeats: int = 2,
@@ -114,6 +116,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--envs", default="twx,alfworld,scienceworld")
     ap.add_argument("--episodes", type=int, default=5, help="expert episodes per environment")
+    ap.add_argument("--alfworld-cache", default="disk", choices=["disk", "memory", "off"],
+                    help="ALFWorld translation cache (disk: warm after a first run)")
     ap.add_argument("--skip-hf", action="store_true")
     ap.add_argument("--hf-episodes", type=int, default=8)
     ap.add_argument("--hf-steps", type=int, default=2)
@@ -128,7 +132,7 @@ def main() -> None:
     result: dict = {"machine": f"{os.cpu_count()} CPU cores", "expert": []}
     for env in [e for e in a.envs.split(",") if e]:
         try:
-            r = bench_expert(env, a.episodes)
+            r = bench_expert(env, a.episodes, a.alfworld_cache)
         except Exception as e:  # noqa: BLE001 - an env that is not installed is reported, not fatal
             r = {"env": env, "error": f"{type(e).__name__}: {e}"}
         print(json.dumps(r), file=sys.stderr)

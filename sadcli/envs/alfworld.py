@@ -184,7 +184,8 @@ class ALFWorldEnv(BaseEnv):
             raise InputError(f"unknown ALFWorld cache {cache!r}",
                              hint="use cache=disk ($SAD_HOME/alfworld-cache), cache=memory or cache=off")
         self.expert = expert
-        self._cache = make_cache(cache)
+        # neither expert asks textworld for a plan (policy_commands, walkthrough): no replanning translation
+        self._cache = make_cache(cache, replan=False)
         self._search: SearchExpert | None = None
         self.root = find_data_dir(data_dir)
         os.environ.setdefault("ALFWORLD_DATA", self.root)

@@ -7,10 +7,16 @@ parses its text grammar once: ``PddlEnv.load`` and then ``PddlEnv.reset`` each b
 functions of the game file's text, so :class:`TranslationCache` keeps their results:
 
 - in memory (per worker process, the last ``memory`` results), which turns the four translations of
-  one reset into two; and
+  one reset into two (one with ``replan=False``, below); and
 - on disk under ``$SAD_HOME/alfworld-cache/`` (one zlib-compressed pickle per result, about 40 KB,
   named by the SHA-256 of the input text, the kind of result and the package versions; written to a
   temporary file and renamed), so a game played before resets without translating at all.
+
+With ``replan=False`` (what :class:`~sadcli.envs.alfworld.ALFWorldEnv` uses: neither of its experts
+asks textworld for a plan — no ``policy_commands``, no ``walkthrough``, no ALFWorld ``PLANNER``
+expert) the ``optimize=True`` translation is not made: the replanning slot of the planner library is
+loaded with the plain translation of the same problem, a valid task that is never searched. A reset
+of a new game then translates once instead of four times.
 
 Every hit is unpickled afresh, so no two environments share a mutable object, and the game plays
 exactly as without the cache (``tests/envs/test_alfworld_cache.py`` compares observations and
@@ -57,8 +63,9 @@ def _versions() -> str:
 class TranslationCache:
     """Memoizes ``pddl2sas`` and the grammar parse by content; see the module docstring."""
 
-    def __init__(self, directory: str | os.PathLike | None = None, memory: int = 8):
+    def __init__(self, directory: str | os.PathLike | None = None, memory: int = 8, replan: bool = True):
         self.directory = Path(directory) if directory is not None else None
+        self.replan = replan
         self.memory = memory
         self._mem: OrderedDict[str, bytes] = OrderedDict()
         self._salt = _versions()
@@ -150,6 +157,8 @@ class TranslationCache:
         orig_sas, orig_parse = fast_downward.pddl2sas, logic._parse_and_convert
 
         def pddl2sas(domain, problem, verbose=False, optimize=False):
+            # no planner asked for: the replanning task gets the plain translation (see the module docstring)
+            optimize = optimize and self.replan
             return self.pddl2sas(orig_sas, domain, problem, verbose=verbose, optimize=optimize)
 
         def parse_and_convert(text, *args, **kwargs):
@@ -162,12 +171,13 @@ class TranslationCache:
             fast_downward.pddl2sas, logic._parse_and_convert = orig_sas, orig_parse
 
 
-def make_cache(mode: str = "disk", directory: str | os.PathLike | None = None) -> TranslationCache | None:
+def make_cache(mode: str = "disk", directory: str | os.PathLike | None = None,
+               replan: bool = True) -> TranslationCache | None:
     """``disk`` (memory and ``$SAD_HOME/alfworld-cache``), ``memory`` (this process only) or ``off``."""
     if mode == "off":
         return None
     if mode == "memory":
-        return TranslationCache(None)
+        return TranslationCache(None, replan=replan)
     if mode == "disk":
-        return TranslationCache(directory if directory is not None else default_dir())
+        return TranslationCache(directory if directory is not None else default_dir(), replan=replan)
     raise ValueError(mode)

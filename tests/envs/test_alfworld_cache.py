@@ -121,13 +121,19 @@ def test_cached_resets_play_the_same_game(shared, tmp_path, monkeypatch):
         assert len(reference) > 3
         before = dict(cold._cache.hits)
         assert _play(cold, task, 8) == reference
-        # one reset: 2 translations x (load + reset) and 1 grammar parse; the second of each pair is a hit
-        assert cold._cache.hits["miss"] - before["miss"] == 3
-        assert cold._cache.hits["memory"] - before["memory"] == 2
+        # one reset asks for 4 translations (plain + replanning, at load and at reset) and 1 grammar parse;
+        # no planner is used, so the replanning ones get the plain translation: 2 misses, 3 memory hits
+        assert cold._cache.hits["miss"] - before["miss"] == 2
+        assert cold._cache.hits["memory"] - before["memory"] == 3
         warm = ALFWorldEnv(data)  # a new worker: everything from disk
         assert _play(warm, task, 8) == reference
-        assert warm._cache.hits["miss"] == 0 and warm._cache.hits["disk"] == 3
+        assert warm._cache.hits["miss"] == 0 and warm._cache.hits["disk"] == 2
         warm.close()
+    full = ALFWorldEnv(data, cache="memory")
+    full._cache.replan = True  # the replanning translation made too (as textworld does): same game
+    assert _play(full, tasks[0], 8) == _play(plain, tasks[0], 8)
+    assert full._cache.hits["miss"] == 3 and full._cache.hits["memory"] == 2
+    full.close()
     assert os.listdir(tmp_path / "alfworld-cache")
     plain.close()
     cold.close()
