@@ -60,7 +60,8 @@ def _h(name: str) -> str:
 
 
 def distill(
-    input: str = typer.Argument(..., help="Segmented JSONL (sad segment), or sad mask-check --emit output; - for stdin."),
+    input: str = typer.Argument(..., help="Segmented JSONL (sad segment) or a Parquet/Arrow/save_to_disk dataset, "
+                                          "or sad mask-check --emit output; - for stdin."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Output directory for the student "
                                          "(Hugging Face format) and its checkpoints.", show_default=False),
     teacher: str = typer.Option("smollm2-135m", "--teacher",
@@ -161,6 +162,10 @@ def distill(
     trust_spans: bool = typer.Option(False, "--trust-spans",
                                      help="Train on records without 'steps' (their spans cannot be checked "
                                           "against the step texts; records with steps are always checked)."),
+    token_cache: str = typer.Option("auto", "--token-cache",
+                                    help="Tokenized examples cached once per data + tokenizer + options and "
+                                         "memory-mapped by later runs: auto ($SAD_HOME/tokens), a folder, or off "
+                                         "(build in memory; stdin always is)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1... (default: best available; "
                                          "use accelerate launch for several GPUs).", show_default=False),
     quiet: bool = QuietOpt,
@@ -190,6 +195,7 @@ def distill(
                       chunk_size=chunk_size, span_vocab=span_vocab.value, supervise=supervise or ""),
             cache_teacher=cache_teacher, teacher_cache=teacher_cache, top_k=top_k, tail_samples=tail_samples,
             render=render.value, max_length=max_length, truncate=truncate.value, window=window.value,
+            token_cache=_token_cache_root(token_cache),
             curriculum=curriculum.value if curriculum is not None else None, c0=c0, curriculum_steps=curriculum_steps,
             config_file=config,
             overrides=dict(lr=lr, schedule=schedule, warmup_steps=warmup_steps, epochs=epochs, max_steps=max_steps,
@@ -198,3 +204,14 @@ def distill(
                            mixed_precision=mixed_precision),
             log=log, report_to=tuple(report_to or ()), resume=resume, trust_spans=trust_spans, device=device, quiet=quiet)
         run(opts)
+
+
+def _token_cache_root(value: str) -> Optional[str]:
+    """``--token-cache``: auto -> $SAD_HOME/tokens, off -> None, else the folder given."""
+    if value == "off":
+        return None
+    if value == "auto":
+        from sadcli.distill.token_cache import default_root
+
+        return default_root()
+    return value

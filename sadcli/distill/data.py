@@ -289,6 +289,7 @@ def pad_batch(examples: Sequence[Any], pad_id: int) -> dict[str, Any]:
     Returns ``input_ids`` [B, T] long, ``attention_mask`` [B, T] long, ``token_labels`` [B, T] long
     (``PAD`` = -1 on padding), with T = the longest example in the batch.
     """
+    import numpy as np
     import torch
 
     from sadcli.labels import PAD
@@ -300,9 +301,9 @@ def pad_batch(examples: Sequence[Any], pad_id: int) -> dict[str, Any]:
     lab = torch.full((B, T), PAD, dtype=torch.long)
     for b, ex in enumerate(examples):
         n = len(ex.input_ids)
-        ids[b, :n] = torch.as_tensor(list(ex.input_ids), dtype=torch.long)
+        ids[b, :n] = torch.from_numpy(np.asarray(ex.input_ids, dtype=np.int64))  # lists or cached numpy views
         att[b, :n] = 1
-        lab[b, :n] = torch.as_tensor(list(ex.token_labels), dtype=torch.long)
+        lab[b, :n] = torch.from_numpy(np.asarray(ex.token_labels, dtype=np.int64))
     return {"input_ids": ids, "attention_mask": att, "token_labels": lab}
 
 

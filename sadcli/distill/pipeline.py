@@ -38,6 +38,7 @@ class DistillOptions:
     max_length: int = 1024
     truncate: str = "start"
     window: str = "steps"          # longer records: step windows (steps) or one cut example (truncate/none)
+    token_cache: str | None = None  # folder of the tokenization cache (None: build examples in memory)
     curriculum: str | None = None  # pacing: none|sorted|stages|competence (None: sorted when records carry it)
     c0: float = 0.1                # competence at step 0
     curriculum_steps: int = 0      # T (0: half the run; stages: the whole run)
@@ -82,15 +83,38 @@ def _is_emitted(rec: dict[str, Any]) -> bool:
     return "input_ids" in rec and "token_labels" in rec
 
 
+def _first_is_emitted(path: str) -> bool:
+    """Whether the first record of ``path`` is a ``sad mask-check --emit`` line (False for no record)."""
+    from sadcli.records import FIX_HINT, read_records
+
+    for _, rec in read_records(path, hint=FIX_HINT):
+        return _is_emitted(rec)
+    return False
+
+
 def prepare_data(path: str, tokenizer: Any, *, render: str = "text", max_length: int = 1024,
-                 truncate: str = "start", trust_spans: bool = False, window: str = "steps") -> Prepared:
-    """Read segmented JSONL (or ``sad mask-check --emit`` output) and build masked examples.
+                 truncate: str = "start", trust_spans: bool = False, window: str = "steps",
+                 token_cache: str | None = None) -> Prepared:
+    """Read segmented JSONL or a dataset (or ``sad mask-check --emit`` output) and build masked examples.
+
+    ``token_cache``: a folder (see :mod:`sadcli.distill.token_cache`): segmented records of a file or
+    dataset are tokenized once, streamed to an Arrow cache there and memory-mapped (same examples, same
+    fingerprint); None, stdin and ``--emit`` input build the examples in memory.
 
     Raises InputError for records without spans (with the hint to run ``sad segment``) and when no
     reasoning/action token survives truncation.
     """
     from sadcli.masks.build import build_examples
 
+    if token_cache and path != "-" and not _first_is_emitted(path):
+        from sadcli.distill.token_cache import prepare as prepare_cached
+
+        b = prepare_cached(path, tokenizer, root=token_cache, render=render, max_length=max_length,
+                           truncate=truncate, trust_spans=trust_spans, window=window,
+                           fingerprint_settings=fingerprint_settings(render, max_length, truncate, window))
+        console.print(f"token cache: {'hit' if b.hit else 'built'} {b.folder} ({len(b.examples)} examples)",
+                      highlight=False, soft_wrap=True)
+        return Prepared(b.examples, b.curriculum, b.fingerprint, path, b.stats)
     records, where = _read(path)
     emitted = _is_emitted(records[0])
     if emitted:
@@ -369,7 +393,8 @@ def build_job(opts: DistillOptions) -> Any:
     no_teacher = opts.loss.get("name") == "sft" and bool(opts.student)  # sft: the student is the only model
     tokenizer = load_tokenizer(opts.student if opts.student and (opts.teacher_cache or no_teacher) else opts.teacher)
     prepared = prepare_data(opts.input, tokenizer, render=opts.render, max_length=opts.max_length,
-                            truncate=opts.truncate, trust_spans=opts.trust_spans, window=opts.window)
+                            truncate=opts.truncate, trust_spans=opts.trust_spans, window=opts.window,
+                            token_cache=opts.token_cache)
     objective = Objective.from_options(opts.loss, seed=cfg.seed, examples=prepared.examples,
                                        eos_id=tokenizer.eos_token_id, tokenizer=tokenizer,
                                        data_settings={"render": opts.render, "max_length": opts.max_length,

@@ -20,6 +20,9 @@ from sadcli.segment.stats import SegmentStats
 from sadcli.segment.template import Template
 
 
+CHUNK = 1000  # lines per worker task
+
+
 def _default_id(line: Line) -> str:
     where = line.line
     if isinstance(where, str) and where.startswith("row "):  # a dataset row: file:N, as for a JSON line
@@ -101,7 +104,7 @@ def _merge(into: SegmentStats, part: SegmentStats) -> None:
 def segment_parallel(lines: Iterable[Line], *, workers: int, fmt: str = "auto", markers: str = "paper",
                      template: Template | None = None, on_error: str = "stop",
                      reject: Callable[[Line, InputError], None] | None = None, stats: SegmentStats,
-                     as_bytes: bool = False, chunk_size: int = 1000) -> Iterator[Any]:
+                     as_bytes: bool = False, chunk_size: int | None = None) -> Iterator[Any]:
     """Like :func:`segment_lines` over ``workers`` processes: yields records (or, with ``as_bytes``, their
     JSON lines) in input order and adds their counts to ``stats``; a bad line raises at its turn (nothing
     after it is yielded) or goes to ``reject``. At most ``2 * workers`` chunks are in flight, so memory
@@ -110,6 +113,7 @@ def segment_parallel(lines: Iterable[Line], *, workers: int, fmt: str = "auto", 
     from concurrent.futures import ProcessPoolExecutor
 
     it = iter(lines)
+    chunk_size = chunk_size or CHUNK
     stop = on_error != "skip"
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint) as pool:
