@@ -19,7 +19,6 @@ from sadcli.segment.core import default_id_for, segment_record
 from sadcli.segment.stats import SegmentStats
 from sadcli.segment.template import Template
 
-
 CHUNK = 1000  # lines per worker task
 
 
