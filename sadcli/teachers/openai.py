@@ -9,6 +9,12 @@ distillation later. A request that fails (connection error, timeout, HTTP 429/5x
 exponential backoff; after ``retries`` failures that episode fails, not the run. All active episodes
 are requested concurrently.
 
+Several endpoints: ``openai:http://a:8000/v1,http://b:8000/v1#model`` (base URLs separated by commas, one
+model name). New episodes go to the endpoint with the fewest episodes in flight, an episode keeps its
+endpoint (prefix caching), and an endpoint that fails for good (after ``retries``) is dropped: its
+episodes resume on the others at the failed step (see :mod:`sadcli.teachers.endpoints`). Every request
+carries the header ``X-Episode-Id`` (the episode's id), for server logs and sticky routers.
+
 Security and robustness: redirects are never followed (a 3xx is an error naming the status, so the
 key is never re-sent to another host); every error text that can reach stderr, logs or an output
 record's ``meta.error`` is scrubbed of the key; ``timeout`` bounds the whole request (connect, headers
@@ -38,19 +44,40 @@ RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 class EndpointError(Exception):
-    """A request that failed for good (after retries, or with a non-retryable status)."""
+    """A request that failed for good (after retries, or with a non-retryable status).
+
+    ``retryable``: the endpoint itself failed (connection, timeout, 5xx/429 after every retry) — another
+    endpoint may answer; False for an answer another server would give too (HTTP 400, a redirect)."""
+
+    def __init__(self, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def parse_endpoints(spec: str) -> tuple[list[str], str]:
+    """``openai:http://a/v1[,http://b/v1...]#model`` (or without the ``openai:`` prefix) -> (base URLs, model)."""
+    body = spec[len("openai:"):] if spec.startswith("openai:") else spec
+    urls, sep, model = body.rpartition("#")
+    if not sep or not urls or not model:
+        raise InputError(f"bad OpenAI teacher spec {spec!r}",
+                         hint="write openai:<base-url>#<model>, e.g. openai:http://127.0.0.1:8000/v1#Qwen2.5-7B "
+                              "(several servers: openai:http://a:8000/v1,http://b:8000/v1#model)")
+    out = []
+    for url in urls.split(","):
+        url = url.strip()
+        if not url.startswith(("http://", "https://")):
+            raise InputError(f"bad base URL {url!r} in {spec!r}",
+                             hint="each base URL must start with http:// or https:// (several: separate by commas)")
+        out.append(url.rstrip("/"))
+    if len(set(out)) != len(out):
+        raise InputError(f"a base URL is listed twice in {spec!r}", hint="list each server once")
+    return out, model
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """``openai:http://host:8000/v1#model`` (or without the ``openai:`` prefix) -> (base_url, model)."""
-    body = spec[len("openai:"):] if spec.startswith("openai:") else spec
-    url, sep, model = body.rpartition("#")
-    if not sep or not url or not model:
-        raise InputError(f"bad OpenAI teacher spec {spec!r}",
-                         hint="write openai:<base-url>#<model>, e.g. openai:http://127.0.0.1:8000/v1#Qwen2.5-7B")
-    if not url.startswith(("http://", "https://")):
-        raise InputError(f"bad base URL {url!r} in {spec!r}", hint="it must start with http:// or https://")
-    return url.rstrip("/"), model
+    """-> (base URLs joined by commas — one URL for a single endpoint, model)."""
+    urls, model = parse_endpoints(spec)
+    return ",".join(urls), model
 
 
 @dataclass
@@ -138,22 +165,26 @@ class OpenAITeacher:
     """A ReAct policy served by an OpenAI-compatible endpoint."""
 
     def __init__(self, spec: str, options: OpenAIOptions | None = None, **kw):
-        self.base_url, self.model = parse_spec(spec)
+        from sadcli.teachers.endpoints import EndpointPool
+
+        urls, self.model = parse_endpoints(spec)
+        self.base_url = urls[0]
+        self.pool = EndpointPool(urls, on_dead=_tell_dead)
         self.opts = options or OpenAIOptions(**kw)
         self.name = f"openai:{self.model}"
         self._key = os.environ.get(self.opts.api_key_env) or None
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAITeacher({self.base_url!r}, {self.model!r})"
+        return f"OpenAITeacher({','.join(self.pool.urls)!r}, {self.model!r})"
 
     # -- HTTP ---------------------------------------------------------------------------------------
-    def _request(self, path: str, data: bytes, headers: dict) -> tuple[int, dict, bytes]:
+    def _request(self, base_url: str, path: str, data: bytes, headers: dict) -> tuple[int, dict, bytes]:
         """One POST with a deadline over the whole exchange; ``(status, headers, body)``.
 
         http.client never follows redirects. A watchdog shuts the socket down at the deadline, which
         wakes a blocked read: a slow or trickling server cannot hold a request past ``timeout``.
         """
-        url = urllib.parse.urlsplit(self.base_url + path)
+        url = urllib.parse.urlsplit(base_url + path)
         cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
         timeout = self.opts.timeout
         conn = cls(url.hostname, url.port, timeout=timeout)
@@ -192,19 +223,22 @@ class OpenAITeacher:
             watchdog.cancel()
             conn.close()
 
-    def _post(self, path: str, payload: dict) -> dict:
+    def _post(self, path: str, payload: dict, base_url: str | None = None, episode: str | None = None) -> dict:
+        base_url = base_url or self.base_url
         data = json.dumps(payload).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        where = f"{self.base_url}{path}"
+        if episode is not None:
+            headers["X-Episode-Id"] = episode.encode("ascii", "replace").decode("ascii")
+        where = f"{base_url}{path}"
         last = "no attempt"
         for attempt in range(self.opts.retries + 1):
             if attempt:
                 delay = self.opts.backoff * (2 ** (attempt - 1))
                 time.sleep(delay * (0.75 + 0.5 * random.random()))
             try:
-                status, resp_headers, body = self._request(path, data, headers)
+                status, resp_headers, body = self._request(base_url, path, data, headers)
             except TimeoutError as e:
                 last = f"TimeoutError: {e or 'timed out'}"
                 continue
@@ -225,7 +259,7 @@ class OpenAITeacher:
                 return json.loads(body.decode("utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 last = f"invalid JSON from {where}"
-        raise EndpointError(self._scrub(f"{last} (gave up after {self.opts.retries + 1} attempts)"))
+        raise EndpointError(self._scrub(f"{last} (gave up after {self.opts.retries + 1} attempts)"), retryable=True)
 
     def _scrub(self, text: str) -> str:
         return scrub(text, self._key)
@@ -246,14 +280,23 @@ class OpenAITeacher:
             if o.logprobs:
                 payload["logprobs"] = o.logprobs
             path = "/completions"
-        try:
-            resp = self._post(path, payload)
-            choice = resp["choices"][0]
-            text = choice["message"]["content"] if o.api == "chat" else choice["text"]
-        except EndpointError as e:
-            return Decision("", error=self._scrub(str(e)))
-        except (KeyError, IndexError, TypeError):
-            return Decision("", error=f"unexpected response shape from {self.base_url}{path}")
+        while True:
+            ep = self.pool.pin(st)
+            if ep is None:
+                return Decision("", error=self._scrub("every endpoint failed: " + "; ".join(
+                    f"{e.url}: {e.dead}" for e in self.pool.endpoints)))
+            try:
+                resp = self._post(path, payload, ep.url, episode=st.id)
+                choice = resp["choices"][0]
+                text = choice["message"]["content"] if o.api == "chat" else choice["text"]
+                break
+            except EndpointError as e:
+                if e.retryable and len(self.pool) > 1:
+                    self.pool.mark_dead(ep, self._scrub(str(e)))  # this episode resumes on another endpoint
+                    continue
+                return Decision("", error=self._scrub(str(e)))
+            except (KeyError, IndexError, TypeError):
+                return Decision("", error=f"unexpected response shape from {ep.url}{path}")
         text = _cut_at_stop(text or "", stops)
         reason, action = split_react(text)
         if action is None:  # no "Action:" line: the output is sent as the action (an invalid one)
@@ -262,7 +305,16 @@ class OpenAITeacher:
                         logprobs=_normalize_logprobs(choice, o.api) if o.logprobs else None)
 
     def act(self, states: list[EpisodeState]) -> list[Decision]:
+        for st in states:  # pin new episodes in order (least loaded first), before any request goes out
+            self.pool.pin(st)
         if len(states) <= 1:
             return [self.complete(s) for s in states]
         with ThreadPoolExecutor(max_workers=min(self.opts.concurrency, len(states))) as ex:
             return list(ex.map(self.complete, states))
+
+
+def _tell_dead(ep, reason: str) -> None:
+    from sadcli.console import console
+
+    console.print(f"[yellow]endpoint {ep.url} given up ({reason}); its episodes continue on the other "
+                  f"endpoints[/]", soft_wrap=True, highlight=False)
