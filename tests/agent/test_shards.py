@@ -98,3 +98,12 @@ def test_eval_shards_cat_equals_a_single_run(tmp_path):
     cat = [json.loads(x) for f in parts for x in f.read_text().splitlines()]
     assert len(one) == 4
     assert sorted((r["model"], r["seed"], *_key(r)) for r in cat) == sorted((r["model"], r["seed"], *_key(r)) for r in one)
+    # the report of all shards: the joined file, resumed without --shard (nothing left to play)
+    joined = tmp_path / "joined.jsonl"
+    joined.write_text("".join(f.read_text() for f in parts))
+    r = runner.invoke(app, [*common, "-o", str(joined), "--resume", "--report", str(tmp_path / "all.json")],
+                      prog_name="sad")
+    assert r.exit_code == 0, r.output
+    summ = json.loads((tmp_path / "all.json").read_text())["rollouts"]["summary"]["models"]["expert"]
+    whole = json.loads((tmp_path / "r0.json").read_text())  # a shard's report covers its share only
+    assert summ["success"]["n"] == 4 and whole["rollouts"]["summary"]["models"]["expert"]["success"]["n"] == 2
