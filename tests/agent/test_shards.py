@@ -63,6 +63,7 @@ def test_bad_shard_values_are_clean_errors(tmp_path):
             assert r.stderr.startswith("Error: --shard") and "Traceback" not in r.output, r.stderr
 
 
+@pytest.mark.slow
 def test_collect_shards_cat_equals_a_single_run(tmp_path):
     pytest.importorskip("textworld_express")
     whole = tmp_path / "whole.jsonl"
@@ -81,6 +82,7 @@ def test_collect_shards_cat_equals_a_single_run(tmp_path):
     assert all(f.read_text() for f in files)            # 6 twc ids over 3 shards: 3 + 1 + 2 (see the hash)
 
 
+@pytest.mark.slow
 def test_eval_shards_cat_equals_a_single_run(tmp_path):
     pytest.importorskip("textworld_express")
     common = ["eval", "-m", "expert", "--env", "twx", "-n", "4", "-p", "1"]
