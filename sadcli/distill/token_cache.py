@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -170,7 +171,7 @@ class CachedExample:
 
     @property
     def id(self) -> str:
-        return self._src.column("id")[self._i]
+        return self._src.value("id", self._i)
 
     @property
     def index(self) -> int:
@@ -178,26 +179,27 @@ class CachedExample:
 
     @property
     def extra(self) -> dict:
-        return dict(_json(self._src.column("extra")[self._i]) or {})
+        return dict(_json(self._src.value("extra", self._i)) or {})
 
     @property
     def stats(self) -> Any:
         from sadcli.masks.types import ExampleStats
 
-        return ExampleStats.from_dict(_json(self._src.column("stats")[self._i]))
+        return ExampleStats.from_dict(_json(self._src.value("stats", self._i)))
 
     @property
     def window(self) -> Any:
         from sadcli.masks.types import Window
 
-        w = _json(self._src.column("window")[self._i])
+        w = _json(self._src.value("window", self._i))
         return None if w is None else Window.from_dict(w)
 
     alignment = None
 
 
 class CachedExamples(Sequence):
-    """The examples of a cache folder, memory-mapped: ``len``, ``[i]`` and iteration are cheap (numpy views)."""
+    """The examples of a cache folder, memory-mapped: ``len``, ``[i]`` and iteration are cheap (numpy views
+    into the file's record batches; nothing is copied, so memory does not grow with the data)."""
 
     def __init__(self, folder: str):
         import pyarrow as pa
@@ -206,19 +208,37 @@ class CachedExamples(Sequence):
         self.folder = folder
         self._map = pa.memory_map(os.path.join(folder, "examples.arrow"))
         self.table = ipc.open_stream(self._map).read_all()
-        ids = self.table.column("input_ids")
-        labels = self.table.column("token_labels")
-        # one flat values array + offsets per column (chunks are concatenated only when there are several)
-        self._ids, self.offsets = _flat(ids, np.int32)
-        self._labels, _ = _flat(labels, np.int8)
-        self.lengths = np.diff(self.offsets)
+        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (offsets, ids, labels) per batch
+        starts = [0]
+        for ids, labels in zip(self.table.column("input_ids").chunks, self.table.column("token_labels").chunks,
+                               strict=True):
+            off = ids.offsets.to_numpy()
+            self._chunks.append((off, ids.values.to_numpy(zero_copy_only=True),
+                                 labels.values.to_numpy(zero_copy_only=True)))
+            starts.append(starts[-1] + len(ids))
+        self._starts = np.asarray(starts, dtype=np.int64)
+        self.lengths = np.concatenate([np.diff(c[0]) for c in self._chunks]) if self._chunks else \
+            np.zeros(0, np.int64)
         self.record_index = self.table.column("index").to_numpy()
-        self._columns: dict[str, list] = {}
+        self._values: OrderedDict[tuple[str, int], list] = OrderedDict()  # a few decoded batches of a column
 
-    def column(self, name: str) -> list:
-        if name not in self._columns:
-            self._columns[name] = self.table.column(name).to_pylist()
-        return self._columns[name]
+    def _locate(self, i: int) -> tuple[int, int]:
+        c = int(np.searchsorted(self._starts, i, side="right")) - 1
+        return c, i - int(self._starts[c])
+
+    def value(self, name: str, i: int) -> Any:
+        """Row ``i`` of column ``name`` (the batch it is in is decoded and kept among the last 8)."""
+        c, j = self._locate(i)
+        key = (name, c)
+        vals = self._values.get(key)
+        if vals is None:
+            vals = self.table.column(name).chunks[c].to_pylist()
+            self._values[key] = vals
+            if len(self._values) > 8:
+                self._values.popitem(last=False)
+        else:
+            self._values.move_to_end(key)
+        return vals[j]
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -228,14 +248,18 @@ class CachedExamples(Sequence):
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError(i)
-        a, b = self.offsets[i], self.offsets[i + 1]
-        return CachedExample(self, i, self._ids[a:b], self._labels[a:b])
+        c, j = self._locate(i)
+        off, ids, labels = self._chunks[c]
+        a, b = off[j], off[j + 1]
+        return CachedExample(self, i, ids[a:b], labels[a:b])
 
     def __iter__(self) -> Iterator[CachedExample]:
-        off, ids, labels = self.offsets, self._ids, self._labels
-        for i in range(len(self.lengths)):
-            a, b = off[i], off[i + 1]
-            yield CachedExample(self, i, ids[a:b], labels[a:b])
+        i = 0
+        for off, ids, labels in self._chunks:
+            for j in range(len(off) - 1):
+                a, b = off[j], off[j + 1]
+                yield CachedExample(self, i, ids[a:b], labels[a:b])
+                i += 1
 
     def curriculum(self) -> Any:
         from sadcli.distill.data import Curriculum
@@ -246,20 +270,6 @@ class CachedExamples(Sequence):
             return tuple(cast(v) for v in self.table.column(name).to_numpy())
 
         return Curriculum(col("curriculum_stage", int), col("curriculum_rank", float))
-
-
-def _flat(column: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(values, offsets)`` of a list column (zero copy for a single chunk)."""
-    chunks = column.chunks
-    if len(chunks) == 1:
-        arr = chunks[0]
-        offsets = arr.offsets.to_numpy().astype(np.int64)
-        values = arr.values.to_numpy(zero_copy_only=True)
-        return values, offsets
-    values = np.concatenate([c.flatten().to_numpy() for c in chunks]).astype(dtype, copy=False) \
-        if chunks else np.zeros(0, dtype)
-    lengths = np.concatenate([np.diff(c.offsets.to_numpy()) for c in chunks]) if chunks else np.zeros(0, np.int64)
-    return values, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
 # --- building ----------------------------------------------------------------------------------------
@@ -299,7 +309,9 @@ class _Curriculum:
     """``read_curriculum`` streamed: all records carry a field or none does; values checked as they come."""
 
     def __init__(self) -> None:
-        self.values: dict[str, list] = {"curriculum_stage": [], "curriculum_rank": []}
+        from array import array
+
+        self.values: dict[str, Any] = {"curriculum_stage": array("q"), "curriculum_rank": array("d")}
         self.present: dict[str, int] = {"curriculum_stage": 0, "curriculum_rank": 0}
         self.first_absent: dict[str, tuple | None] = {"curriculum_stage": None, "curriculum_rank": None}
         self.n = 0
@@ -319,8 +331,8 @@ class _Curriculum:
             self.present[key] += 1
             self.values[key].append(cast(v))
 
-    def check(self) -> dict[str, list | None]:
-        out: dict[str, list | None] = {}
+    def check(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for key in self.values:
             if self.present[key] == 0:
                 out[key] = None
@@ -465,7 +477,7 @@ def _build(path: str, tokenizer: Any, folder: str, *, render: str, max_length: i
         raise
 
 
-def _add_curriculum(tmp: str, schema: Any, curriculum: dict[str, list | None]) -> None:
+def _add_curriculum(tmp: str, schema: Any, curriculum: dict[str, Any]) -> None:
     """Rewrite the body with the per-example curriculum keys (windows inherit their record's)."""
     import pyarrow as pa
     import pyarrow.ipc as ipc

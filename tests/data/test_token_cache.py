@@ -51,13 +51,19 @@ def test_cached_examples_equal_in_memory_ones(tmp_path, tokenizer, opts):
         assert mem.stats["windowed_records"] > 0  # the windowed path is exercised
 
 
-def test_training_batches_are_the_same(tmp_path, tokenizer):
+def test_training_batches_are_the_same(tmp_path, tokenizer, monkeypatch):
     import torch
 
+    import sadcli.distill.token_cache
+
+    monkeypatch.setattr(sadcli.distill.token_cache, "BATCH", 5)  # several record batches in the file
     src = write_jsonl(tmp_path / "seg.jsonl", records_with_curriculum(16))
     mem = prepare_data(src, tokenizer, max_length=64)
     prepare_data(src, tokenizer, max_length=64, token_cache=str(tmp_path / "tc"))
     cached = prepare_data(src, tokenizer, max_length=64, token_cache=str(tmp_path / "tc"))
+    assert len(cached.examples.table.column("input_ids").chunks) > 3
+    assert_same_examples(mem.examples, cached.examples)
+    assert_same_examples(mem.examples, [cached.examples[i] for i in range(len(cached.examples))])
     for curriculum in (None, "competence"):
         schedules = []
         for p in (mem, cached):
