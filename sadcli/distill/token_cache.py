@@ -20,8 +20,8 @@ given with ``--token-cache DIR``, and ``key`` = SHA-256 over
 A second run with the same key opens the file memory-mapped (:class:`CachedExamples`; zero copy, pages read
 on demand) and starts training after reading the manifest. The file is also a ``datasets`` dataset:
 ``datasets.Dataset.from_file(ROOT/<key>/examples.arrow)``. Writes are atomic (a temp folder renamed into
-place; two processes building the same key at once both succeed, the first rename wins). Nothing is ever
-evicted: remove ``ROOT`` to reclaim the space.
+place). Processes that need the same key at once (DDP ranks) take turns on a lock file: the first builds,
+the others wait and then map what it built. Nothing is ever evicted: remove ``ROOT`` to reclaim the space.
 """
 
 from __future__ import annotations
@@ -293,8 +293,16 @@ def prepare(path: str, tokenizer: Any, *, root: str, render: str, max_length: in
     folder = os.path.join(root, key)
     if os.path.isfile(os.path.join(folder, "manifest.json")):
         return _open(folder, hit=True)
-    _build(path, tokenizer, folder, render=render, max_length=max_length, truncate=truncate,
-           trust_spans=trust_spans, window=window, fingerprint_settings=fingerprint_settings, settings=settings)
+    import fcntl
+
+    os.makedirs(root, exist_ok=True)
+    # one builder per key: the other processes (DDP ranks started together) wait here, then find it built
+    with open(os.path.join(root, f".{key}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.isfile(os.path.join(folder, "manifest.json")):
+            return _open(folder, hit=True)
+        _build(path, tokenizer, folder, render=render, max_length=max_length, truncate=truncate,
+               trust_spans=trust_spans, window=window, fingerprint_settings=fingerprint_settings, settings=settings)
     return _open(folder, hit=False)
 
 

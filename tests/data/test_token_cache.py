@@ -135,7 +135,8 @@ def test_a_bad_record_is_the_same_error_and_leaves_no_cache(tmp_path, tokenizer)
     with pytest.raises(InputError) as cached:
         prepare_data(src, tokenizer, max_length=64, token_cache=str(tmp_path / "tc"))
     assert str(cached.value) == str(mem.value) and f"{src}:3:" in str(cached.value)
-    assert [n for n in os.listdir(tmp_path / "tc") if n != "sources"] == []   # no entry, no temp folder
+    left = [n for n in os.listdir(tmp_path / "tc") if n != "sources" and not n.endswith(".lock")]
+    assert left == []   # no entry, no temp folder
 
 
 def test_curriculum_on_some_records_only_is_located(tmp_path, tokenizer):
@@ -159,3 +160,22 @@ def test_stdin_and_emitted_input_are_built_in_memory(tmp_path, tokenizer):
     src = write_jsonl(tmp_path / "emit.jsonl", emitted)
     p = prepare_data(src, tokenizer, max_length=512, token_cache=str(tmp_path / "tc"))
     assert not isinstance(p.examples, CachedExamples) and not os.path.exists(tmp_path / "tc")
+
+
+def _build_in_child(args):
+    src, root = args
+    from sadcli.models.spec import load_tokenizer
+
+    b = prepare(src, load_tokenizer("smollm2-135m"), root=root, render="text", max_length=64, truncate="start",
+                trust_spans=False, window="steps", fingerprint_settings={})
+    return b.hit, b.fingerprint
+
+
+def test_processes_starting_together_build_once(tmp_path):
+    import multiprocessing as mp
+
+    src = write_jsonl(tmp_path / "seg.jsonl", segmented_records(40))
+    with mp.get_context("fork").Pool(3) as pool:
+        got = pool.map(_build_in_child, [(src, str(tmp_path / "tc"))] * 3)
+    assert sorted(hit for hit, _ in got) == [False, True, True]   # one builder, two readers of its cache
+    assert len({fp for _, fp in got}) == 1
