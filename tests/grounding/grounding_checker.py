@@ -268,11 +268,14 @@ def rule_plans(ctx: Context) -> list[Violation]:
     m = re.search(r"\bNext, I need to (take|use) it\b", s)
     if m and not nxt.startswith(m.group(1)):
         out.append(_v(ctx, "plan-mismatch", f"next sub-goal {m.group(1)!r}, next action is {nxt!r}"))
+    # reaching X: `go to X`, or `examine X` where X shares a spot with where the agent stands (ALFWorld
+    # then offers no `go to X`; `examine X` shows it, as in the search rule above)
     m = re.search(r"\bNext, I need to go to ([a-z]+ \d+)", s)
-    if m and not (nxt == f"go to {m.group(1)}" or nxt.endswith(f"with {m.group(1)}")):
+    if m and not (nxt in (f"go to {m.group(1)}", f"examine {m.group(1)}") or nxt.endswith(f"with {m.group(1)}")):
         out.append(_v(ctx, "plan-mismatch", f"next sub-goal is {m.group(1)!r}, next action is {nxt!r}"))
     m = re.search(r"\bNext, I need to put it in/on ([a-z]+ \d+)", s)
-    if m and nxt not in (f"go to {m.group(1)}", f"open {m.group(1)}") and not nxt.endswith(f"in/on {m.group(1)}"):
+    if m and nxt not in (f"go to {m.group(1)}", f"open {m.group(1)}", f"examine {m.group(1)}") \
+            and not nxt.endswith(f"in/on {m.group(1)}"):
         out.append(_v(ctx, "plan-mismatch", f"next sub-goal is {m.group(1)!r}, next action is {nxt!r}"))
     m = re.search(r"\bNext, I need to find\b", s)
     if m and not re.match(r"^(go to|open|examine|take|use)\b", nxt):

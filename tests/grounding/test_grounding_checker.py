@@ -78,6 +78,12 @@ def test_audit_findings_in_alfworld_are_caught():
     # a plan the next action does not carry out
     bad = rec(ALF_TASK, seen + [("Now I find a cd (1). Next, I need to take it.", "go to shelf 1", "x")])
     assert "plan-mismatch" in rules(bad)
+    # reaching a receptacle that shares the agent's spot is `examine` (ALFWorld offers no `go to` there);
+    # examining another one is not what was said
+    took = seen + [(None, "take cd 1 from desk 1", "You pick up the cd 1 from the desk 1.")]
+    for nxt, ok in (("examine shelf 1", True), ("examine desk 2", False), ("go to shelf 1", True)):
+        r = rec(ALF_TASK, took + [("Now I take a cd (1). Next, I need to put it in/on shelf 1.", nxt, "x")])
+        assert ("plan-mismatch" not in rules(r)) == ok, nxt
 
 
 def test_audit_findings_in_twc_are_caught_and_true_thoughts_pass():
