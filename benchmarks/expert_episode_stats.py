@@ -42,10 +42,12 @@ def react_prompt_coverage(path: str) -> dict:
     with open(path, encoding="utf-8") as fh:
         prompts = json.load(fh)
     actions = with_thought = trajectories = 0
+    per_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # react_<type>_<i> -> [actions, with thought]
     for key, text in prompts.items():
         if not key.startswith("react_"):
             continue
         trajectories += 1
+        counts = per_type[key.split("_")[1]]
         thought = False
         for line in text.split("\n"):
             if line.startswith("> think:"):
@@ -53,16 +55,20 @@ def react_prompt_coverage(path: str) -> dict:
             elif line.startswith("> "):
                 actions += 1
                 with_thought += thought
+                counts[0] += 1
+                counts[1] += thought
                 thought = False
     return {"trajectories": trajectories, "actions": actions, "with_thought": with_thought,
-            "coverage": with_thought / actions if actions else 0.0}
+            "coverage": with_thought / actions if actions else 0.0,
+            "per_type": {t: c[1] / c[0] for t, c in per_type.items() if c[0]}}
 
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--react-prompts"]:
         c = react_prompt_coverage(argv[1])
         print(f"ReAct ALFWorld prompts: {c['trajectories']} trajectories, {c['actions']} actions, "
-              f"{c['with_thought']} with a thought before them (coverage {c['coverage']:.1%})")
+              f"{c['with_thought']} with a thought before them (coverage {c['coverage']:.1%}); per task type: "
+              + ", ".join(f"{t} {v:.1%}" for t, v in c["per_type"].items()))
         return
     records = []
     for p in argv:
