@@ -33,7 +33,7 @@ class DistillOptions:
     cache_teacher: str | None = None
     teacher_cache: str | None = None
     top_k: int = 64
-    tail_samples: int = 16
+    tail_samples: int | None = None  # None: teacher_cache.default_tail_samples(top_k)
     render: str = "text"
     max_length: int = 1024
     truncate: str = "start"
@@ -51,6 +51,7 @@ class DistillOptions:
     device: str | None = None
     quiet: bool = False
     dtype: str = "float32"
+    fsdp: bool = False             # shard the student with FSDP2 over the processes (trainer module doc)
     on_log: Any = None  # callback(metrics dict) at every logging step (benchmarks, notebooks)
 
 
@@ -63,6 +64,16 @@ class Prepared:
     fingerprint: str
     source: str
     stats: dict[str, Any]
+    markers: str | None = None  # the records' segment markers (paper / native), for sad_config.json
+    settings: dict[str, Any] | None = None  # what the fingerprint hashes besides the examples
+
+    def fingerprint_of(self, lo: int, hi: int) -> str | None:
+        """The fingerprint examples ``lo:hi`` alone would have (one data shard's teacher cache)."""
+        from sadcli.distill.teacher_cache import data_fingerprint
+
+        if self.settings is None or hi > len(self.examples):
+            return None
+        return data_fingerprint((self.examples[i] for i in range(lo, hi)), **self.settings)
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -114,7 +125,8 @@ def prepare_data(path: str, tokenizer: Any, *, render: str = "text", max_length:
                            fingerprint_settings=fingerprint_settings(render, max_length, truncate, window))
         console.print(f"token cache: {'hit' if b.hit else 'built'} {b.folder} ({len(b.examples)} examples)",
                       highlight=False, soft_wrap=True)
-        return Prepared(b.examples, b.curriculum, b.fingerprint, path, b.stats)
+        return Prepared(b.examples, b.curriculum, b.fingerprint, path, b.stats, _markers_of_file(path),
+                        fingerprint_settings(render, max_length, truncate, window))
     records, where = _read(path)
     emitted = _is_emitted(records[0])
     if emitted:
@@ -153,7 +165,25 @@ def prepare_data(path: str, tokenizer: Any, *, render: str = "text", max_length:
     settings = ({"emitted": True, "max_length": max_length, "truncate": truncate} if emitted else
                 fingerprint_settings(render, max_length, truncate, window))
     fp = data_fingerprint(examples, **settings)
-    return Prepared(examples, curriculum, fp, path, stats)
+    return Prepared(examples, curriculum, fp, path, stats, None if emitted else _markers_of(records), settings)
+
+
+def _markers_of(records: list[dict[str, Any]]) -> str | None:
+    """The segment markers the records were written with (``paper`` / ``native``; a record's ``markers``
+    field, else detected from its text), None when they differ: ``sad eval`` and ``sad collect --teacher
+    hf:DIR`` read it from sad_config.json to prompt the student as it was trained."""
+    from sadcli.sadformat import format_from_record
+
+    names = {format_from_record(r).markers.name for r in records[:1000]}
+    return names.pop() if len(names) == 1 else None
+
+
+def _markers_of_file(path: str) -> str | None:
+    from sadcli.records import FIX_HINT, read_records
+
+    for _, rec in read_records(path, hint=FIX_HINT):
+        return _markers_of([rec])
+    return None
 
 
 def _window_stats(examples: list[Any]) -> dict[str, Any]:
@@ -287,16 +317,18 @@ def teacher_identity(spec: str, model: Any) -> dict[str, Any]:
 # --- the two entry points ---------------------------------------------------------------------
 
 def build_teacher_cache(prepared: Prepared, teacher: Any, tokenizer: Any, out_dir: str, *, objective: Any,
-                        k: int = 64, samples: int = 16, seed: int = 0, batch_size: int = 8, device: str | None = None,
+                        k: int = 64, samples: int | None = None, seed: int = 0, batch_size: int = 8, device: str | None = None,
                         identity: dict[str, Any] | None = None, show_progress: bool = True) -> dict[str, Any]:
-    """Run the teacher once over the data; write top-k log-probs + tail of the supervised rows."""
+    """Run the teacher once over the data; write top-k log-probs + tail of the supervised rows
+    (``samples`` None: :func:`~sadcli.distill.teacher_cache.default_tail_samples` of ``k``)."""
     import torch
 
     from sadcli.distill.data import pad_batch
     from sadcli.distill.students import vocab_size
-    from sadcli.distill.teacher_cache import CacheWriter
+    from sadcli.distill.teacher_cache import CacheWriter, default_tail_samples
     from sadcli.distill.trainer import HiddenStates, _progress
 
+    samples = default_tail_samples(k) if samples is None else samples
     V = vocab_size(teacher)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     teacher.eval().requires_grad_(False).to(dev)
@@ -437,7 +469,8 @@ def build_job(opts: DistillOptions) -> Any:
                              "top-k cache does not hold (measured: 78% below the dense loss)",
                              hint="use the online teacher (drop --teacher-cache), or --divergence forward")
         cache.check(fingerprint=prepared.fingerprint, temperature=objective.temperature,
-                    positions=objective.positions)
+                    positions=objective.positions, fingerprint_of=prepared.fingerprint_of,
+                    n_examples=len(prepared.examples))
         if cache.manifest.get("action_vocab") != objective.action_vocab_fingerprint:
             raise InputError("the teacher cache was built for another --action-vocab setting",
                              hint="rebuild it with the same loss options")
@@ -459,7 +492,8 @@ def build_job(opts: DistillOptions) -> Any:
         st.check_same_vocab(t_vocab, st.vocab_size(student), len(tokenizer),
                             teacher=f"teacher {opts.teacher}", student=f"student {_student_name(opts)}")
     if cache is not None:
-        cache.check(fingerprint=prepared.fingerprint, vocab_size=st.vocab_size(student))
+        cache.check(fingerprint=prepared.fingerprint, vocab_size=st.vocab_size(student),
+                    fingerprint_of=prepared.fingerprint_of, n_examples=len(prepared.examples))
     objective.bind_student(student)
     if teacher is not None and (not objective.needs_teacher or cache is not None):
         teacher = None  # the student copied its layers; free the memory
@@ -479,10 +513,11 @@ def build_job(opts: DistillOptions) -> Any:
     run_config["fingerprint"] = hashlib.sha256(json.dumps(
         {k: run_config[k] for k in ("data", "student", "loss", "train")}, sort_keys=True, default=str
     ).encode()).hexdigest()
+    run_config["data"]["markers"] = prepared.markers  # after the fingerprint: older runs still resume
     job = DistillJob(student=student, tokenizer=tokenizer, examples=prepared.examples, objective=objective,
                      train=cfg, out_dir=opts.output, teacher=teacher, cache=cache,
                      curriculum=prepared.curriculum, pacing=pacing, log_path=opts.log, resume=opts.resume, device=opts.device,
-                     report_to=opts.report_to, run_config=run_config, show_progress=not opts.quiet)
+                     report_to=opts.report_to, run_config=run_config, show_progress=not opts.quiet, fsdp=opts.fsdp)
     return job
 
 

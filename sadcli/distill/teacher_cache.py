@@ -8,6 +8,11 @@ Layout of a cache directory (written to a temp dir, renamed into place when comp
 
 One row per supervised token, in the order the loss gathers them (example order, then position).
 
+Several caches as one (``--teacher-cache A,B,...`` or a folder of cache folders): build one cache per
+data shard (``sad distill shard-00003.jsonl --cache-teacher cache/00003``, on as many machines as there
+are shards), then train on the shards in the same order with all the caches: their examples follow each
+other, and each part is checked against its own range of the training examples (its fingerprint).
+
 Why sampled tail tokens. A top-k cache with one "tail" bucket (what DistillKit stores) makes the loss
 the KL of *bucketed* distributions, which is always below the dense KL (data-processing inequality)
 and biased: measured here with the embedded teacher and a 6-layer student, top-64 + tail gives a loss
@@ -20,18 +25,23 @@ ACL 2025); the loss value also needs the teacher's negative entropy ``Σ p log p
 Measured: within 0.1% of the dense loss on the same batch. Reverse KL and JSD are not linear in the
 teacher, so they fall back to the exact bucketed KL over the top ids + one tail bucket.
 
-Encoding of one row at k = 64 (48 top + 16 tail samples), vocabulary under 65,536 tokens — 184 bytes:
+Encoding of one row at k = 64 (13 top + 51 tail samples, the default), vocabulary under 65,536 tokens —
+149 bytes:
 
-    ids         uint16 [48]  top token ids, by decreasing probability                    96 B
-    q           uint8  [48]  quantized log-probs: lp_i = top - q_i * step                  48 B
-    samples     uint16 [16]  tail tokens drawn from p_T restricted to the tail              32 B
+    ids         uint16 [13]  top token ids, by decreasing probability                    26 B
+    q           uint8  [13]  quantized log-probs: lp_i = top - q_i * step                  13 B
+    samples     uint16 [51]  tail tokens drawn from p_T restricted to the tail             102 B
     top         float16      log-prob of the most likely token                              2 B
-    step        float16      quantization step = (lp_0 - lp_47) / 255                       2 B
+    step        float16      quantization step = (lp_0 - lp_12) / 255                       2 B
     log_tail    float16      log of the probability mass outside the top ids                2 B
     neg_entropy float16      Σ_v p_T(v) log p_T(v) over the whole vocabulary                2 B
 
-Pure top-64 (``--tail-samples 0``): 198 bytes. Vocabularies above 65,536 tokens use 3-byte ids
-(64 ids: 248 B sampled, 262 B pure top-64). On decode the top and tail buckets are renormalized to
+A draw costs 2 bytes (no log-prob: the tail mass is spread evenly over the draws), a top id 3, so moving
+ids from the top to the draws shrinks the row; measured (benchmarks/bench_teacher_cache.py, embedded
+teacher): 13 top + 51 draws is as close to the dense loss and gradient as 48 + 16 (184 B, the default
+before), both within 0.1%. Pure top-64 (``--tail-samples 0``): 198 bytes, 8% low. Vocabularies above
+65,536 tokens use 3-byte ids (13 + 51: 213 B). Caches written with another split (e.g. 48 + 16) are read
+as they are: the manifest and the row dtype say how many ids of each kind a row holds. On decode the top and tail buckets are renormalized to
 sum to 1, so quantization never yields an improper distribution; the uniform per-row grid keeps every
 stored log-prob within step / 2 of the truth (measured effect on the loss: < 0.01%).
 
@@ -43,6 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -58,6 +69,11 @@ FORMAT = "sad-teacher-cache"
 VERSION = 2
 ROWS_PER_SHARD = 1 << 16
 _NEG_INF_F16 = -60000.0
+
+
+def default_tail_samples(k: int) -> int:
+    """Tail draws among ``k`` ids by default: all but the top fifth (k = 64: 13 top ids + 51 draws, 149 B)."""
+    return k - max(1, math.ceil(k / 5))
 
 
 def id_bytes(vocab_size: int) -> int:
@@ -335,6 +351,50 @@ class TeacherCache:
 
     @classmethod
     def open(cls, path: str) -> TeacherCache:
+        """One cache folder; several, comma-separated (``a,b``); or a folder holding only cache folders (name
+        order): the parts are read as one cache, examples of each part after those of the previous one."""
+        paths = [p.strip() for p in path.split(",") if p.strip()] if "," in path else [path]
+        if len(paths) == 1 and os.path.isdir(path) and not os.path.exists(os.path.join(path, "cache.json")):
+            entries = [d for d in os.listdir(path) if not d.startswith(".")]
+            subs = sorted(d for d in entries if os.path.isfile(os.path.join(path, d, "cache.json")))
+            if subs and len(subs) == len(entries):  # a folder of cache folders and nothing else
+                paths = [os.path.join(path, d) for d in subs]
+        if len(paths) == 1:
+            return cls._open_one(paths[0])
+        return cls._join([cls._open_one(p) for p in paths], path)
+
+    @classmethod
+    def _join(cls, parts: list[TeacherCache], path: str) -> TeacherCache:
+        same = ("k", "samples", "vocab_size", "temperature", "positions", "action_vocab")
+        first = parts[0].manifest
+        for p in parts[1:]:
+            for key in same:
+                if p.manifest.get(key) != first.get(key):
+                    raise InputError(f"the teacher caches {parts[0].path} and {p.path} differ in {key} "
+                                     f"({first.get(key)} vs {p.manifest.get(key)})",
+                                     hint="build every shard's cache with the same options")
+            w0 = (first.get("teacher") or {}).get("weights_sha256")
+            if (p.manifest.get("teacher") or {}).get("weights_sha256") != w0:
+                raise InputError(f"the teacher caches {parts[0].path} and {p.path} come from different teachers",
+                                 hint="build every shard's cache with the same --teacher")
+        index, shards, starts, infos = [np.zeros(1, dtype=np.int64)], [], [], []
+        rows = examples = 0
+        for p in parts:
+            index.append(p.index[1:] + rows)
+            shards.extend(p.shards)
+            starts.extend(int(x) + rows for x in p.starts[:-1])
+            infos.append({"path": p.path, "examples": int(len(p.index) - 1), "rows": int(p.manifest["rows"]),
+                          "fingerprint": p.manifest.get("data", {}).get("fingerprint"),
+                          "source": p.manifest.get("data", {}).get("source")})
+            rows += int(p.manifest["rows"])
+            examples += int(len(p.index) - 1)
+        manifest = dict(first, rows=rows, examples=examples, parts=infos,
+                        data=dict(first.get("data", {}), fingerprint=None, examples=examples,
+                                  source=",".join(str(i["source"]) for i in infos)))
+        return cls(path, manifest, np.concatenate(index), shards, np.asarray(starts + [rows], dtype=np.int64))
+
+    @classmethod
+    def _open_one(cls, path: str) -> TeacherCache:
         mf = os.path.join(path, "cache.json")
         try:
             with open(mf, encoding="utf-8") as f:
@@ -344,17 +404,23 @@ class TeacherCache:
                              hint="build one with: sad distill DATA --teacher SPEC --cache-teacher DIR") from None
         if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
             raise InputError(f"{path}: unsupported cache format {manifest.get('format')} "
-                             f"v{manifest.get('version')}", hint="rebuild it with --cache-teacher")
+                             f"v{manifest.get('version')} (this sad reads {FORMAT} v{VERSION})",
+                             hint="rebuild it: sad distill DATA --teacher SPEC --cache-teacher NEW_DIR")
         index = np.load(os.path.join(path, "index.npy"))
         shards = [np.load(os.path.join(path, s["file"]), mmap_mode="r") for s in manifest["shards"]]
         starts = np.asarray([s["start"] for s in manifest["shards"]] + [manifest["rows"]], dtype=np.int64)
         return cls(path, manifest, index, shards, starts)
 
     def check(self, *, fingerprint: str, temperature: float | None = None, positions: str | None = None,
-              vocab_size: int | None = None) -> None:
-        """Refuse a cache built from other data, another temperature, positions or vocabulary."""
+              vocab_size: int | None = None, fingerprint_of: Any = None, n_examples: int | None = None) -> None:
+        """Refuse a cache built from other data, another temperature, positions or vocabulary.
+
+        A cache of several parts is checked part by part: ``fingerprint_of(lo, hi)`` is the fingerprint of
+        the training examples ``lo:hi`` (with the run's settings), ``n_examples`` their number."""
         data = self.manifest.get("data", {})
-        if data.get("fingerprint") != fingerprint:
+        if "parts" in self.manifest:
+            self._check_parts(fingerprint_of, n_examples)
+        elif data.get("fingerprint") != fingerprint:
             raise InputError(
                 f"the teacher cache {self.path} was built from other data "
                 f"({data.get('source', '?')}, {data.get('examples', '?')} examples, "
@@ -372,6 +438,26 @@ class TeacherCache:
         if vocab_size is not None and self.manifest.get("vocab_size") != vocab_size:
             raise InputError(f"the cache's vocabulary has {self.manifest.get('vocab_size')} tokens, "
                              f"the student's {vocab_size}", hint="use a student with the teacher's tokenizer")
+
+    def _check_parts(self, fingerprint_of: Any, n_examples: int | None) -> None:
+        if getattr(self, "_parts_ok", False):  # checked once (the fingerprints hash every example)
+            return
+        lo = 0
+        for part in self.manifest["parts"]:
+            hi = lo + part["examples"]
+            if fingerprint_of is None or (n_examples is not None and hi > n_examples) \
+                    or fingerprint_of(lo, hi) != part["fingerprint"]:
+                raise InputError(
+                    f"the teacher cache {part['path']} (part {self.manifest['parts'].index(part) + 1} of "
+                    f"{len(self.manifest['parts'])}, {part['examples']} examples from {part['source']}) does not "
+                    f"match training examples {lo}..{hi - 1}",
+                    hint="give the data shards and their caches in the same order, each cache built from its "
+                         "shard with the same --max-length/--render/--window")
+            lo = hi
+        if n_examples is not None and lo != n_examples:
+            raise InputError(f"the teacher caches hold {lo} examples, the training data {n_examples}",
+                             hint="give one cache per data shard, all of them")
+        self._parts_ok = True
 
     def _rows(self, lo: int, hi: int) -> list[np.ndarray]:
         out = []

@@ -13,6 +13,15 @@ One optimizer step:
 
 Checkpoints hold model, optimizer, scheduler, RNG states and the step; they are written to a temp
 directory and renamed into place, so ``kill -9`` at any moment leaves the previous one usable.
+
+FSDP (``fsdp=True``, several processes): the student is sharded with FSDP2 (``torch.distributed.fsdp.
+fully_shard`` on every decoder layer, then on the root: embeddings, final norm and LM head) instead of
+being wrapped in DDP; parameters, gradients and optimizer state live in shards, a layer's full weights
+exist only while it computes. The root is not resharded after forward, so the loss (which applies the
+LM head at supervised positions, outside the wrapped forward) reads the full head weight. Gradients are
+reduce-scattered once per optimizer step (``set_requires_gradient_sync``). Saving gathers full tensors
+on every process (a collective) and the main process writes them: the output is the same Hugging Face
+folder as without FSDP. The teacher (online) is never sharded: it runs whole in every process.
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ class DistillJob:
     report_to: Sequence[str] = ()
     run_config: dict[str, Any] = field(default_factory=dict)  # echoed into sad_config.json
     show_progress: bool = True
+    fsdp: bool = False                # shard the student with FSDP2 over the processes (see the module doc)
 
 
 def total_steps(cfg: TrainConfig, n_examples: int, world: int = 1) -> int:
@@ -163,8 +173,10 @@ def latest_checkpoint(out_dir: str) -> str | None:
 
 
 def save_checkpoint(out_dir: str, step: int, model: Any, optimizer: Any, scheduler: Any,
-                    state: dict[str, Any], keep: int) -> str:
-    """Write checkpoints/step-N atomically (temp dir + rename) and prune old ones."""
+                    state: dict[str, Any], keep: int, full: tuple[dict, dict] | None = None) -> str:
+    """Write checkpoints/step-N atomically (temp dir + rename) and prune old ones.
+
+    ``full``: (model state, optimizer state) already gathered from FSDP shards (see :func:`gather_full`)."""
     import torch
     from safetensors.torch import save_file
 
@@ -172,9 +184,11 @@ def save_checkpoint(out_dir: str, step: int, model: Any, optimizer: Any, schedul
     os.makedirs(root, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-step-", dir=root)
     try:
-        sd = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+        src = full[0] if full is not None else model.state_dict()
+        sd = {k: v.detach().contiguous().clone() for k, v in src.items()}
         save_file(_untie(model, sd), os.path.join(tmp, "model.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state()},
+        torch.save({"optimizer": full[1] if full is not None else optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "rng": _rng_state()},
                    os.path.join(tmp, "training.pt"))
         with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
             json.dump(state, f, indent=2)
@@ -193,6 +207,35 @@ def save_checkpoint(out_dir: str, step: int, model: Any, optimizer: Any, schedul
         if d.startswith(".tmp-step-") and os.path.join(root, d) != tmp:
             shutil.rmtree(os.path.join(root, d), ignore_errors=True)
     return final
+
+
+def gather_full(root: Any, model: Any, optimizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Full (unsharded) model and optimizer state of an FSDP2-sharded ``model`` (inside ``root``, the module
+    the optimizer was built on). A collective: every process must call it; all get the full tensors (CPU).
+    Tied weights stay one tensor (so the untying on save sees them as shared)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    seen: dict[int, Any] = {}
+    sd = {}
+    for k, v in model.state_dict().items():
+        if id(v) not in seen:
+            t = v.full_tensor() if hasattr(v, "full_tensor") else v
+            seen[id(v)] = t.detach().cpu()
+        sd[k] = seen[id(v)]
+    osd = get_optimizer_state_dict(root, optimizer, options=StateDictOptions(full_state_dict=True,
+                                                                              cpu_offload=False))
+    return sd, _plain(osd)
+
+
+def _plain(x: Any) -> Any:
+    """Nested containers of tensors with every DTensor made a full local tensor (for torch.save)."""
+    if hasattr(x, "full_tensor"):
+        return x.full_tensor().detach().cpu()
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    return x
 
 
 def _untie(model: Any, sd: dict[str, Any]) -> dict[str, Any]:
@@ -266,10 +309,12 @@ def _is_tied(model: Any, key: str) -> bool:
 
 # --- final output ----------------------------------------------------------------------------
 
-def save_final(out_dir: str, model: Any, tokenizer: Any, sad_config: dict[str, Any]) -> None:
+def save_final(out_dir: str, model: Any, tokenizer: Any, sad_config: dict[str, Any],
+               state_dict: dict[str, Any] | None = None) -> None:
     """Hugging Face format (safetensors + config + generation config + tokenizer) + sad_config.json.
 
-    Written into a temp dir inside ``out_dir`` and moved into place file by file.
+    Written into a temp dir inside ``out_dir`` and moved into place file by file. ``state_dict``: the
+    weights to write instead of the model's own (the full tensors of an FSDP-sharded model).
     """
     os.makedirs(out_dir, exist_ok=True)
     for d in os.listdir(out_dir):  # leftovers of a final save killed half-way
@@ -277,7 +322,10 @@ def save_final(out_dir: str, model: Any, tokenizer: Any, sad_config: dict[str, A
             shutil.rmtree(os.path.join(out_dir, d), ignore_errors=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-final-", dir=out_dir)
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        if state_dict is not None:
+            model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
+        else:
+            model.save_pretrained(tmp, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         with open(os.path.join(tmp, "sad_config.json"), "w", encoding="utf-8") as f:
@@ -334,6 +382,7 @@ class Loop:
     cache: Any = None
     world: int = 1
     rank: int = 0
+    fsdp: bool = False
     resumed: dict[str, Any] = field(default_factory=dict)  # trainer_state.json of the resumed checkpoint
 
     def step(self, step: int) -> dict[str, Any]:
@@ -361,7 +410,12 @@ class Loop:
         totals = torch.zeros(3, dtype=torch.float64)
         for j, (b, (_, idx)) in enumerate(zip(batches, micro, strict=True)):
             b = {k: v.to(acc.device) for k, v in b.items()}
-            ctx = acc.no_sync(self.hidden) if j < len(batches) - 1 and world > 1 else _null()
+            last_micro = j == len(batches) - 1
+            if self.fsdp:  # FSDP2: reduce-scatter the gradients once, after the last micro-batch
+                self.hidden.set_requires_gradient_sync(last_micro)
+                ctx = _null()
+            else:
+                ctx = acc.no_sync(self.hidden) if not last_micro and world > 1 else _null()
             with ctx:
                 h = self.hidden(b["input_ids"], b["attention_mask"])
                 teacher = None
@@ -379,6 +433,8 @@ class Loop:
             totals += torch.tensor([out.total.item(), out.cot.item(), out.act.item()], dtype=torch.float64) * world
         # 4. update
         grad_norm = acc.clip_grad_norm_(self.hidden.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+        if grad_norm is not None and hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor
+            grad_norm = grad_norm.full_tensor()
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -416,7 +472,16 @@ def make_loop(job: DistillJob) -> tuple[Loop, int, int, int]:
                              total_steps=steps)
     student = job.student
     student.train()
-    optimizer = make_optimizer(student, cfg)
+    fsdp = job.fsdp and world > 1
+    if job.fsdp and world == 1:
+        console.print("[yellow]note:[/] --fsdp with one process: nothing to shard (launch several with torchrun "
+                      "or accelerate launch)")
+    if fsdp:
+        if job.resume:
+            raise InputError("--resume with --fsdp is not supported yet",
+                             hint="run without --fsdp (DDP) to resume, or start a new -o folder")
+        hidden = shard_fsdp(HiddenStates(student.to(accelerator.device)))
+    optimizer = make_optimizer(student, cfg)  # after sharding: FSDP replaces the parameters by DTensor shards
     scheduler = make_scheduler(optimizer, cfg, steps)
     start_step, tokens_seen = 0, 0
     resumed: dict[str, Any] = {}
@@ -437,11 +502,14 @@ def make_loop(job: DistillJob) -> tuple[Loop, int, int, int]:
             _check_sampler(st.get("sampler"), schedule, start_step, ckpt)
             resumed = st
             console.print(f"resuming from {ckpt} (step {start_step}/{steps})")
-    hidden, optimizer = accelerator.prepare(HiddenStates(student), optimizer)
+    if fsdp:  # already sharded: accelerate must not wrap it in DDP
+        optimizer = accelerator.prepare_optimizer(optimizer)
+    else:
+        hidden, optimizer = accelerator.prepare(HiddenStates(student), optimizer)
     loop = Loop(cfg=cfg, accelerator=accelerator, hidden=hidden, optimizer=optimizer, scheduler=scheduler,
                 schedule=schedule, examples=job.examples, objective=job.objective,
                 pad_id=job.tokenizer.pad_token_id if job.tokenizer.pad_token_id is not None else 0,
-                lm_head=student.get_output_embeddings(), cache=job.cache, world=world, rank=rank)
+                lm_head=student.get_output_embeddings(), cache=job.cache, world=world, rank=rank, fsdp=fsdp)
     if job.teacher is not None:
         job.teacher.eval().requires_grad_(False).to(accelerator.device)
         loop.teacher_hidden = HiddenStates(job.teacher)
@@ -518,6 +586,28 @@ def _remove_if_empty(path: str) -> None:
             pass
 
 
+def shard_fsdp(hidden: Any) -> Any:
+    """FSDP2 over the default process group: ``fully_shard`` every decoder layer, then the root (``hidden``:
+    the :class:`HiddenStates` wrapper, so embeddings, final norm and the tied/untied LM head are one group
+    that stays unsharded from forward to backward — the loss reads the head weight outside the forward)."""
+    from torch.distributed.fsdp import fully_shard
+
+    layers = getattr(hidden.lm.get_decoder(), "layers", None)
+    if layers is None:
+        raise InputError(f"--fsdp: cannot find the decoder layers of {type(hidden.lm).__name__}",
+                         hint="use a Llama-style student (model.layers), or train without --fsdp")
+    for layer in layers:
+        fully_shard(layer)
+    fully_shard(hidden, reshard_after_forward=False)
+    return hidden
+
+
+def _save_state(loop: Loop, model: Any) -> tuple[dict, dict] | None:
+    """FSDP: the full model/optimizer state, gathered on every process (collective); else None."""
+    return gather_full(loop.hidden, model, loop.optimizer.optimizer if hasattr(loop.optimizer, "optimizer")
+                       else loop.optimizer) if loop.fsdp else None
+
+
 def _train(job: DistillJob, on_log: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     cfg = job.train
     loop, steps, start_step, tokens_seen = make_loop(job)
@@ -569,10 +659,12 @@ def _train(job: DistillJob, on_log: Callable[[dict[str, Any]], None] | None) -> 
                                      f"act {rec['loss_act']:.4f} {rec['tokens_per_s']:.0f} tok/s")
                 if cfg.save_every and done % cfg.save_every == 0 and done < steps:
                     accelerator.wait_for_everyone()
+                    lm = accelerator.unwrap_model(loop.hidden).lm
+                    full = _save_state(loop, lm)
                     if accelerator.is_main_process:
-                        save_checkpoint(job.out_dir, done, accelerator.unwrap_model(loop.hidden).lm, loop.optimizer,
+                        save_checkpoint(job.out_dir, done, lm, loop.optimizer,
                                         loop.scheduler, _state(done, tokens_seen, skipped, job, first, rec, loop.schedule),
-                                        cfg.keep_checkpoints)
+                                        cfg.keep_checkpoints, full=full)
                 if sleep:
                     time.sleep(sleep)
     except RuntimeError as e:
@@ -590,6 +682,7 @@ def _train(job: DistillJob, on_log: Callable[[dict[str, Any]], None] | None) -> 
             log_file.close()
     accelerator.wait_for_everyone()
     model = accelerator.unwrap_model(loop.hidden).lm
+    full = _save_state(loop, model)
     last = history[-1] if history else loop.resumed.get("last")
     if skipped:
         console.print(f"[yellow]note:[/] {skipped} step(s) had no supervised token (every position masked) "
@@ -597,12 +690,15 @@ def _train(job: DistillJob, on_log: Callable[[dict[str, Any]], None] | None) -> 
     summary = {"steps": steps, "resumed_from": start_step, "tokens_seen": tokens_seen,
                "first": first, "last": last, "skipped_steps": skipped,
                "seconds": time.perf_counter() - t_start, "processes": world,
-               "mixed_precision": accelerator.mixed_precision, "device": str(accelerator.device)}
+               "mixed_precision": accelerator.mixed_precision, "device": str(accelerator.device),
+               "sharding": "fsdp2" if loop.fsdp else ("ddp" if world > 1 else "none")}
     if accelerator.is_main_process:
         try:
             save_checkpoint(job.out_dir, steps, model, loop.optimizer, loop.scheduler,
-                            _state(steps, tokens_seen, skipped, job, first, last, loop.schedule), cfg.keep_checkpoints)
-            save_final(job.out_dir, model, job.tokenizer, {**job.run_config, "summary": summary})
+                            _state(steps, tokens_seen, skipped, job, first, last, loop.schedule), cfg.keep_checkpoints,
+                            full=full)
+            save_final(job.out_dir, model, job.tokenizer, {**job.run_config, "summary": summary},
+                       state_dict=full[0] if full is not None else None)
         except OSError as e:
             from sadcli.fsutil import os_error
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from sadcli.cli import app
-from sadcli.distill.teacher_cache import decode, encode, row_dtype, teacher_rows
+from sadcli.distill.teacher_cache import decode, default_tail_samples, encode, row_dtype, teacher_rows
 
 runner = CliRunner()
 
@@ -27,8 +27,10 @@ def rows_of(logits, k, samples=0, seed=0):
     return lp, teacher_rows(lp, k, samples, torch.Generator().manual_seed(seed))
 
 
-def test_rows_are_at_most_200_bytes_at_k64():
-    assert row_dtype(48, 49152, 16).itemsize == 184   # default: 48 top + 16 tail draws
+def test_rows_are_at_most_150_bytes_at_k64():
+    assert default_tail_samples(64) == 51
+    assert row_dtype(13, 49152, 51).itemsize == 149   # default: 13 top + 51 tail draws
+    assert row_dtype(48, 49152, 16).itemsize == 184   # the default before: 48 top + 16 tail draws
     assert row_dtype(64, 49152).itemsize == 198       # pure top-64: uint16 ids + uint8 log-probs + 3 fp16
     assert row_dtype(64, 65536).itemsize == 198
     assert row_dtype(64, 151936).itemsize == 262      # 3-byte ids above 65,536 tokens
@@ -130,19 +132,20 @@ def test_cached_loss_matches_online_teacher(loss, seg_file, tiny_teacher, tokeni
         dense = obj.loss(h_s, head, b["input_ids"], b["token_labels"],
                          ("hidden", h_t, teacher.get_output_embeddings()), num)
         results = {}
-        for samples in (16, 0):
+        for samples in (51, 16, 0):
             path = tmp_path / f"cache{samples}"
             mf = build_teacher_cache(prep, teacher, tokenizer, str(path), objective=obj, k=64, samples=samples,
                                      batch_size=3, show_progress=False)
-            assert mf["bytes_on_disk_per_token"] < 200
+            assert mf["bytes_on_disk_per_token"] < (150 if samples == 51 else 200)
             cache = TeacherCache.open(str(path))
             assert cache.manifest["rows"] == sum(num)             # kd: reason, act and observations
             results[samples] = obj.loss(h_s, head, b["input_ids"], b["token_labels"],
                                         ("cache", cache.rows_for(range(8))), num)
     rel = {s: (o.total.item() - dense.total.item()) / dense.total.item() for s, o in results.items()}
-    assert abs(rel[16]) < 0.01, rel                                   # the target: within 1%
-    for part in ("cot", "act"):
-        assert getattr(results[16], part).item() == pytest.approx(getattr(dense, part).item(), rel=0.02)
+    for samples in (51, 16):
+        assert abs(rel[samples]) < 0.01, rel                          # the target: within 1%
+        for part in ("cot", "act"):
+            assert getattr(results[samples], part).item() == pytest.approx(getattr(dense, part).item(), rel=0.02)
     assert rel[0] < -0.01, rel        # pure top-64 + tail bucket: biased low (that is why we draw tail tokens)
 
 
@@ -186,3 +189,62 @@ def test_cache_refuses_other_data_and_settings(seg_file, tiny_teacher, tmp_path)
                 "--teacher-cache", tmp_path, "-q", "--teacher", tiny_teacher)
     assert r.exit_code == 1 and "not a teacher cache" in r.stderr
 
+
+
+def test_caches_built_per_data_shard_read_as_one(tiny_teacher, tmp_path):
+    """One cache per data shard (as N machines would build them), trained on with the shards in order:
+    the joined cache gives every example exactly its shard cache's rows; wrong order or a missing shard
+    is refused; the default encoding is used (13 top + 51 draws, 149 bytes per row)."""
+    from sadcli.distill.teacher_cache import TeacherCache
+
+    recs = segmented_records(8)
+    whole = write_jsonl(tmp_path / "all.jsonl", recs)
+    a = write_jsonl(tmp_path / "a.jsonl", recs[:5])
+    b = write_jsonl(tmp_path / "b.jsonl", recs[5:])
+    for name, data in (("a", a), ("b", b)):
+        r = distill(data, "--teacher", tiny_teacher, "--cache-teacher", tmp_path / "caches" / name, "--max-length",
+                    "128", "-q")
+        assert r.exit_code == 0, r.output
+    ca, cb = TeacherCache.open(str(tmp_path / "caches" / "a")), TeacherCache.open(str(tmp_path / "caches" / "b"))
+    assert ca.manifest["samples"] == 51 and ca.manifest["bytes_per_row"] == 149
+    for spec in (f"{tmp_path / 'caches' / 'a'},{tmp_path / 'caches' / 'b'}", str(tmp_path / "caches")):
+        joined = TeacherCache.open(spec)
+        na = len(ca.index) - 1
+        assert joined.manifest["examples"] == na + len(cb.index) - 1
+        assert joined.manifest["rows"] == ca.manifest["rows"] + cb.manifest["rows"]
+        for e in range(joined.manifest["examples"]):
+            got = joined.rows_for([e])
+            want = ca.rows_for([e]) if e < na else cb.rows_for([e - na])
+            assert torch.equal(got.ids, want.ids) and torch.equal(got.samples, want.samples)
+            assert torch.equal(got.logprobs, want.logprobs)
+        both = joined.rows_for([na - 1, na])                       # across the boundary, in the given order
+        assert len(both) == len(ca.rows_for([na - 1])) + len(cb.rows_for([0]))
+    common = ["--teacher", tiny_teacher, "--student-layers", "1", "--max-length", "128", "--max-steps", "2", "-q"]
+    r = distill(whole, *common, "--teacher-cache", tmp_path / "caches", "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    r = distill(whole, *common, "--teacher-cache", f"{tmp_path / 'caches' / 'b'},{tmp_path / 'caches' / 'a'}",
+                "-o", tmp_path / "o2")
+    assert r.exit_code == 1 and "does not match training examples 0.." in r.stderr, r.stderr
+    r = distill(whole, *common, "--teacher-cache", tmp_path / "caches" / "a", "-o", tmp_path / "o3")
+    assert r.exit_code == 1 and "built from other data" in r.stderr
+    r = distill(a, *common, "--teacher-cache", tmp_path / "caches", "-o", tmp_path / "o4")
+    assert r.exit_code == 1 and "Error:" in r.stderr and "Traceback" not in r.output
+
+
+def test_a_cache_of_the_previous_default_is_still_read_an_unknown_version_is_refused(seg_file, tiny_teacher,
+                                                                                      tmp_path):
+    """48 top + 16 draws (184 bytes, the default before): same format version, read as it is; a cache of
+    another format version is an Error: naming the command that rebuilds it."""
+    cache = tmp_path / "old"
+    r = distill(seg_file, "--teacher", tiny_teacher, "--cache-teacher", cache, "--max-length", "128",
+                "--tail-samples", "16", "-q")
+    assert r.exit_code == 0, r.output
+    assert json.loads((cache / "cache.json").read_text())["bytes_per_row"] == 184
+    train = ["--teacher", tiny_teacher, "--student-layers", "1", "--max-length", "128", "--max-steps", "1", "-q",
+             "--teacher-cache", cache]
+    r = distill(seg_file, *train, "-o", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    mf = json.loads((cache / "cache.json").read_text())
+    (cache / "cache.json").write_text(json.dumps(dict(mf, version=1)))
+    r = distill(seg_file, *train, "-o", tmp_path / "o2")
+    assert r.exit_code == 1 and "unsupported cache format" in r.stderr and "--cache-teacher NEW_DIR" in r.stderr
