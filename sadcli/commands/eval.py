@@ -348,6 +348,11 @@ def _fidelity_from_cache(models, records, data, cache_dir, reference, cot_thresh
 
     if reference == "teacher":  # before any model is loaded
         raise InputError(CACHE_NO_GENERATIONS, hint="use --reference data, or a live teacher (--teacher SPEC)")
+    from sadcli.eval.fidelity import open_teacher_cache
+    from sadcli.models.spec import load_tokenizer
+
+    src = open_teacher_cache(cache_dir, records, load_tokenizer(models[0].path), source=data,  # before the models
+                             render=render.value if render is not None else None, max_length=max_length)
     loaded = []
     for r in models:
         m, tok = load_lm(r, device=device)
@@ -357,11 +362,9 @@ def _fidelity_from_cache(models, records, data, cache_dir, reference, cot_thresh
     res = evaluate_fidelity(records, loaded, None, render=render.value if render is not None else None,
                             max_length=max_length, reference=reference, threshold=cot_threshold,
                             max_new_tokens=max_new_tokens, generate=generate, device=device,
-                            teacher_cache=cache_dir, source=data,
+                            teacher_cache=src, source=data,
                             on_progress=lambda msg: console.print(f"fidelity: {msg}"))
-    from sadcli.distill.teacher_cache import TeacherCache
-
-    manifest = TeacherCache.open(cache_dir).manifest
+    manifest = src.cache.manifest
     spec = (manifest.get("teacher") or {}).get("spec", "?")
     any_model = next(iter(res.values()))
     return {"data": data, "teacher": f"{spec} (cache {cache_dir})", "teacher_cache": cache_dir,

@@ -12,6 +12,24 @@ from dataclasses import asdict
 from typing import Any
 
 
+def cache_target(rows: Any, divergence: str = "forward") -> tuple[Any, Any, Any, Any]:
+    """The teacher target a loss compares the student with, from cached rows (what ``sad distill
+    --teacher-cache`` trains on and ``sad eval --teacher-cache`` measures): for the forward KL of rows with
+    tail samples, the unbiased sampled target (``CachedRows.sampled``, with its per-row ``offset``);
+    otherwise the exact bucketed one (top ids + one tail bucket; offset None: reverse KL and JSD are not
+    linear in the teacher).
+
+    Args:
+        rows: :class:`~sadcli.distill.teacher_cache.CachedRows` with N rows.
+    Returns:
+        ids ``[N, k']``, logprobs ``[N, k']``, tail_logprob ``[N]``, offset ``[N]`` or None.
+    """
+    if rows.samples is not None and divergence == "forward":
+        return rows.sampled()
+    ids, lp, tail = rows.bucketed()
+    return ids, lp, tail, None
+
+
 class Objective:
     """A configured loss. ``loss(...)`` is called once per micro-batch by the trainer."""
 
@@ -143,11 +161,7 @@ class Objective:
             if teacher[0] == "hidden":
                 t = HiddenTeacher(teacher[1], teacher[2], self.teacher_transform)
             else:
-                rows = teacher[1]
-                if rows.samples is not None and self.config.divergence == "forward":
-                    ids, lp, tail, offset = rows.sampled()
-                else:
-                    ids, lp, tail = rows.bucketed()
+                ids, lp, tail, offset = cache_target(teacher[1], self.config.divergence)
                 dev = student_hidden.device
                 t = SparseTeacher(ids=ids.to(dev), logprobs=lp.to(dev), tail_logprob=tail.to(dev),
                                   temperature=self.temperature)
