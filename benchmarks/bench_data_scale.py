@@ -10,7 +10,9 @@ then, each in a fresh subprocess (so every peak RSS is that process's own, ``ru_
 
 1. ``segment``: a bare ``json.loads`` + ``json.dumps`` round trip of the file (the baseline) against
    ``sad segment FILE -q`` (one process) and ``sad segment FILE -q -j W`` (W worker processes), interleaved,
-   best of ``--repeats``, all writing to /dev/null. Ratios against the baseline measured in the same run.
+   best of ``--repeats``, all writing to /dev/null. Ratios against the baseline measured in the same run, in
+   wall time and in CPU time (user + system of the process and its workers: on a machine whose cores are
+   busy with other work, wall time measures the scheduler more than the program).
 2. ``distill data``: what ``sad distill`` does before its first optimizer step — ``prepare_data`` (read,
    check, tokenize, mask) + the per-example length list the batch sampler needs + the record-teacher count
    + the first padded micro-batch — with the embedded SmolLM2 tokenizer, max length 1024. ``first``: the
@@ -70,11 +72,18 @@ BASELINE = (
 )
 
 
-def timed(cmd: list[str]) -> float:
+def _cpu(who: int) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and every process it started, workers included)."""
+    c0 = _cpu(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with open(os.devnull, "w") as devnull:
         subprocess.run(cmd, stdout=devnull, check=True)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _cpu(resource.RUSAGE_CHILDREN) - c0
 
 
 # --- the distill data-loading child ----------------------------------------------------------------
@@ -89,6 +98,7 @@ def load_child(path: str, cache: str | None) -> dict:
 
     tok = load_tokenizer("smollm2-135m")
     t_tok = time.perf_counter()
+    cpu_tok = _cpu(resource.RUSAGE_SELF)
     p = prepare_data(path, tok, max_length=1024, token_cache=cache)
     t_prep = time.perf_counter()
     lengths = [len(ex.input_ids) for ex in p.examples]
@@ -98,7 +108,7 @@ def load_child(path: str, cache: str | None) -> dict:
     return {"examples": len(lengths), "tokens": int(sum(lengths)), "fingerprint": p.fingerprint,
             "teachers": prov["record_teachers"], "first_batch": list(batch["input_ids"].shape),
             "seconds": t_end - t_tok, "prepare_s": t_prep - t_tok, "after_prepare_s": t_end - t_prep,
-            "imports_and_tokenizer_s": t_tok - t0,
+            "imports_and_tokenizer_s": t_tok - t0, "cpu_s": _cpu(resource.RUSAGE_SELF) - cpu_tok,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -144,13 +154,16 @@ def main() -> None:
                 base.append(timed(base_cmd))
                 one.append(timed(one_cmd))
                 par.append(timed(par_cmd))
-                print(json.dumps({"bare_s": base[-1], "segment_s": one[-1], f"segment_j{args.workers}_s": par[-1]}),
-                      flush=True)
-            b = min(base)
-            results["segment"] = {"bare_s": round(b, 2), "sad_s": round(min(one), 2),
-                                  "sad_workers_s": round(min(par), 2), "workers": args.workers,
-                                  "ratio": round(min(one) / b, 2), "ratio_workers": round(min(par) / b, 2),
-                                  "runs": args.repeats}
+                print(json.dumps({"bare_wall_cpu_s": base[-1], "segment_wall_cpu_s": one[-1],
+                                  f"segment_j{args.workers}_wall_cpu_s": par[-1]}), flush=True)
+            b, bc = min(w for w, _ in base), min(c for _, c in base)
+            o, oc = min(w for w, _ in one), min(c for _, c in one)
+            w_, wc = min(w for w, _ in par), min(c for _, c in par)
+            results["segment"] = {"bare_s": round(b, 2), "sad_s": round(o, 2), "sad_workers_s": round(w_, 2),
+                                  "workers": args.workers, "ratio": round(o / b, 2), "ratio_workers": round(w_ / b, 2),
+                                  "bare_cpu_s": round(bc, 2), "sad_cpu_s": round(oc, 2),
+                                  "sad_workers_cpu_s": round(wc, 2), "cpu_ratio": round(oc / bc, 2),
+                                  "cpu_ratio_workers": round(wc / bc, 2), "runs": args.repeats}
 
         if "distill" not in args.skip:
             seg = os.path.join(tmp, "seg.jsonl")
@@ -181,6 +194,8 @@ def main() -> None:
                 "examples": first["examples"], "tokens": first["tokens"], "cache_mb": round(cache_mb, 1),
                 "first_s": round(first["seconds"], 2), "second_s": round(second["seconds"], 2),
                 "speedup": round(first["seconds"] / second["seconds"], 1),
+                "first_cpu_s": round(first.get("cpu_s", 0), 2), "second_cpu_s": round(second.get("cpu_s", 0), 2),
+                "cpu_speedup": round(first.get("cpu_s", 0) / max(second.get("cpu_s", 0), 1e-9), 1),
                 "first_peak_rss_mb": round(first["peak_rss_mb"]), "second_peak_rss_mb": round(second["peak_rss_mb"]),
                 "second_prepare_s": round(second["prepare_s"], 2), "second_after_prepare_s":
                     round(second["after_prepare_s"], 2),

@@ -19,7 +19,7 @@ from sadcli.segment.core import default_id_for, segment_record
 from sadcli.segment.stats import SegmentStats
 from sadcli.segment.template import Template
 
-CHUNK = 1000  # lines per worker task
+CHUNK = 4000  # lines per worker task (few hand-offs between processes: each waits for the scheduler)
 
 
 def _default_id(line: Line) -> str:
@@ -106,7 +106,7 @@ def segment_parallel(lines: Iterable[Line], *, workers: int, fmt: str = "auto", 
                      as_bytes: bool = False, chunk_size: int | None = None) -> Iterator[Any]:
     """Like :func:`segment_lines` over ``workers`` processes: yields records (or, with ``as_bytes``, their
     JSON lines) in input order and adds their counts to ``stats``; a bad line raises at its turn (nothing
-    after it is yielded) or goes to ``reject``. At most ``2 * workers`` chunks are in flight, so memory
+    after it is yielded) or goes to ``reject``. At most ``4 * workers`` chunks are in flight, so memory
     stays bounded on any input size."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
@@ -126,7 +126,7 @@ def segment_parallel(lines: Iterable[Line], *, workers: int, fmt: str = "auto", 
             return True
 
         more = True
-        while more and len(pending) < 2 * workers:
+        while more and len(pending) < 4 * workers:
             more = submit()
         try:
             while pending:
