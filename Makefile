@@ -60,6 +60,7 @@ bench: $(VENV)/.sad-test
 	$(BIN)/python benchmarks/bench_masks.py
 	$(BIN)/python benchmarks/bench_loss.py
 	$(BIN)/python benchmarks/bench_distill.py
+	$(BIN)/python benchmarks/bench_teacher_cache.py
 	$(BIN)/python benchmarks/bench_collect.py
 	$(BIN)/python benchmarks/bench_curriculum.py
 	$(BIN)/python benchmarks/bench_envs.py
