@@ -21,7 +21,8 @@ class Scale(str, Enum):
 
 
 def curriculum(
-    input: str = typer.Argument(..., help="Segmented JSONL (from `sad segment`), or - for stdin."),
+    input: str = typer.Argument(..., help="Segmented JSONL (from `sad segment`), - for stdin, or a datasets "
+                                          "dataset (.parquet/.arrow file or folder, save_to_disk folder)."),
     output: Optional[str] = OutputOpt,
     teacher: str = typer.Option("smollm2-135m", "--teacher",
                                 help="Teacher spec for the entropy term (a forward pass over the data): local "

@@ -25,7 +25,8 @@ from sadcli.console import console
 
 
 def mask_check(
-    input: str = typer.Argument(..., help="Segmented JSONL (from `sad segment`), or - for stdin."),
+    input: str = typer.Argument(..., help="Segmented JSONL (from `sad segment`), - for stdin, or a datasets "
+                                          "dataset (.parquet/.arrow file or folder, save_to_disk folder)."),
     output: Optional[str] = OutputOpt,
     tokenizer: str = TokenizerOpt,
     render: Render = typer.Option(Render.text, "--render",
