@@ -12,7 +12,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from sadcli.agent.loop import EnvPool, Policy, run_episodes
+from sadcli.agent.loop import EnvPool, Policy
+from sadcli.agent.scheduler import play
 from sadcli.envs.base import Task
 from sadcli.envs.registry import EnvSpec
 from sadcli.errors import InputError
@@ -132,7 +133,7 @@ def collect(pool: EnvPool, tasks: list[Task], policy: Policy, *, done_ids: set[s
         if on_step:
             on_step(stats)
 
-    for rec in run_episodes(pool, todo, policy, max_steps=max_steps, on_step=_step):
+    for rec in play(pool, todo, policy, max_steps=max_steps, on_step=_step):
         stats.done += 1
         stats.success += bool(rec["success"])
         stats.failed += "error" in rec["meta"]

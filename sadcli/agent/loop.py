@@ -175,11 +175,54 @@ def make_record(st: EpisodeState, teacher: str, *, truncated: bool = False) -> d
     return rec
 
 
+def fail_step(st: EpisodeState, d: Decision, e: Exception) -> None:
+    """The environment failed on ``d``: the step is kept without an observation, the episode fails."""
+    st.steps.append({"reason": d.reason, "action": (d.action or "").strip(), "observation": None})
+    st.error = f"step failed: {e}"
+
+
+def record_step(st: EpisodeState, d: Decision, snap: dict, limit: int) -> bool | None:
+    """Add the environment's answer ``snap`` to decision ``d`` to the episode's history.
+
+    Returns None while the episode goes on, else whether it was cut by the step cap ``limit`` (truncated).
+    """
+    step: dict[str, Any] = {"reason": d.reason or None, "action": snap["action"],
+                            "observation": snap["observation"]}
+    st.generated_tokens += d.tokens or 0
+    if snap["invalid"]:
+        st.invalid += 1
+        if d.raw is not None:
+            step["raw"] = d.raw
+        if d.invalid_format:
+            step["invalid_format"] = True
+    if d.logprobs is not None:
+        step["logprobs"] = d.logprobs
+    st.steps.append(step)
+    st.reward += snap["reward"]
+    if snap.get("info"):
+        st.info = snap["info"]
+    _apply(st, snap)
+    if (snap.get("info") or {}).get("won"):  # envs without success() report it in info
+        st.success = True
+    if snap["done"] or len(st.steps) >= limit:
+        return not snap["done"]
+    return None
+
+
+def start_episode(st: EpisodeState, snap: dict) -> None:
+    """The environment's answer to ``reset``: the task text and the first observation."""
+    st.task_text = snap["observation"]
+    _apply(st, snap)
+    st.t0 = time.monotonic()
+
+
 def run_episodes(pool: EnvPool, tasks: Iterable[Task], policy: Policy, *, max_steps: int | None = None,
                  on_step: Callable[[int], None] | None = None) -> Iterator[dict]:
     """Play ``tasks`` with ``policy`` on the slots of ``pool``; yield one record per finished episode.
 
-    Records come in finishing order (not task order) when ``len(pool.slots) > 1``.
+    Records come in finishing order (not task order) when ``len(pool.slots) > 1``. This is the
+    round-by-round loop (every round waits for all active episodes' decisions); a policy that can decode
+    rows continuously is better played with :func:`sadcli.agent.scheduler.play`.
     """
     limit = max_steps or pool.info.max_steps
     queue = deque(tasks)
@@ -206,9 +249,7 @@ def run_episodes(pool: EnvPool, tasks: Iterable[Task], policy: Policy, *, max_st
                 finished.append((st, False))
                 del active[i]
                 continue
-            st.task_text = snap["observation"]
-            _apply(st, snap)
-            st.t0 = time.monotonic()
+            start_episode(st, snap)
         # 2. one decision for every active episode, in one batch
         order = [i for i in sorted(active)]
         if order:
@@ -235,32 +276,14 @@ def run_episodes(pool: EnvPool, tasks: Iterable[Task], policy: Policy, *, max_st
                 try:
                     snap = slots[i].receive()
                 except EnvFault as e:
-                    st.steps.append({"reason": d.reason, "action": (d.action or "").strip(), "observation": None})
-                    st.error = f"step failed: {e}"
+                    fail_step(st, d, e)
                     finished.append((st, False))
                     del active[i]
                     continue
                 n_steps += 1
-                step: dict[str, Any] = {"reason": d.reason or None, "action": snap["action"],
-                                        "observation": snap["observation"]}
-                st.generated_tokens += d.tokens or 0
-                if snap["invalid"]:
-                    st.invalid += 1
-                    if d.raw is not None:
-                        step["raw"] = d.raw
-                    if d.invalid_format:
-                        step["invalid_format"] = True
-                if d.logprobs is not None:
-                    step["logprobs"] = d.logprobs
-                st.steps.append(step)
-                st.reward += snap["reward"]
-                if snap.get("info"):
-                    st.info = snap["info"]
-                _apply(st, snap)
-                if (snap.get("info") or {}).get("won"):  # envs without success() report it in info
-                    st.success = True
-                if snap["done"] or len(st.steps) >= limit:
-                    finished.append((st, not snap["done"]))
+                ended = record_step(st, d, snap, limit)
+                if ended is not None:
+                    finished.append((st, ended))
                     del active[i]
             if on_step and n_steps:
                 on_step(n_steps)

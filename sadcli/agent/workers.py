@@ -166,6 +166,10 @@ class LocalSlot:
         self.send(kind, arg)
         return self.receive()
 
+    def ready(self) -> bool:
+        """Whether ``receive()`` would answer at once (always: the request ran in ``send``)."""
+        return True
+
     def close(self) -> None:
         self.handler.rebuild()
 
@@ -233,6 +237,15 @@ class ProcessSlot:
     def request(self, kind: str, arg: Any = None) -> Any:
         self.send(kind, arg)
         return self.receive()
+
+    def ready(self) -> bool:
+        """Whether ``receive()`` would answer without waiting (an answer, or a fault, is there)."""
+        if self._send_failed:
+            return True
+        try:
+            return self.conn.poll(0)
+        except (EOFError, OSError):
+            return True
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -12,8 +12,10 @@ Specs:
 - ``expert``: the environment's expert (an upper bound and a check of the harness);
 - ``openai:<base-url>#<model>``: an OpenAI-compatible endpoint.
 
-Model policies decode all active episodes in one batch with per-episode KV caches
-(:class:`sadcli.teachers.hf.HFGenerator`, the implementation ``collect --teacher hf:`` uses).
+Model policies decode all active episodes in one batch with per-episode KV caches, continuously: a row
+that wrote its action leaves the batch and its episode's next prompt joins it while the others decode
+(:mod:`sadcli.agent.scheduler`, :mod:`sadcli.teachers.continuous`; the implementation ``collect --teacher
+hf:`` uses).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 from sadcli.agent.loop import Decision, EpisodeState
 from sadcli.errors import InputError
-from sadcli.eval.prompting import SadFormat, format_from_config, read_sad_config
+from sadcli.sadformat import SadFormat, format_from_config, read_sad_config
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -115,51 +117,36 @@ class EvalGen:
     device: str | None = None
     dtype: str | None = None
     examples: bool = True         # the environment's few-shot examples (ReAct prompt only)
+    continuous: bool = True       # continuous batching (sadcli.agent.scheduler); False: rounds
 
 
 class SadPolicy:
-    """A model prompted in its distillation format (:class:`SadFormat`), batched over episodes."""
+    """A model prompted in its distillation format (:class:`SadFormat`), batched over episodes: the
+    :class:`sadcli.teachers.hf.FormatTeacher` that ``collect --teacher hf:DIR`` uses, on a model loaded
+    here (``init:`` rebuilds the layer-cut student)."""
 
     def __init__(self, ref: ModelRef, gen: EvalGen, seed: int = 0):
-        from sadcli.teachers.hf import GenOptions, HFGenerator
+        from sadcli.teachers.hf import FormatTeacher, GenOptions, HFGenerator
 
         assert ref.fmt is not None
         self.ref, self.fmt, self.name = ref, ref.fmt, ref.label
         model, tok = load_lm(ref, device=gen.device, dtype=gen.dtype)
         ctx = int(getattr(model.config, "max_position_embeddings", 0) or 4096)
-        self.max_new = gen.max_new_tokens
-        self.context = ctx
         opts = GenOptions(max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p,
                           chat="yes" if self.fmt.render == "chat" else "no", max_prompt_tokens=ctx,
-                          batch_size=gen.batch_size, device=gen.device, dtype=gen.dtype, seed=seed)
+                          batch_size=gen.batch_size, device=gen.device, dtype=gen.dtype, seed=seed,
+                          continuous=gen.continuous)
         self.gen = HFGenerator(ref.path or ref.spec, opts, model=model, tokenizer=tok)
+        self.teacher = FormatTeacher(ref.path or ref.spec, self.fmt, opts, gen=self.gen, name=ref.label)
 
     def reseed(self, seed: int) -> None:
         self.gen._gen.manual_seed(seed)
 
     def act(self, states: list[EpisodeState]) -> list[Decision]:
-        out: list[Decision | None] = [None] * len(states)
-        prompts, todo = [], []
-        for i, st in enumerate(states):
-            p = self.fmt.prompt(self.gen.tok, st.prompt.instruction, st.task_text, st.steps)
-            n = len(self.gen.tok(p, add_special_tokens=not self.gen.use_chat)["input_ids"])
-            if n + self.max_new > self.context:
-                out[i] = Decision("", error=f"context_overflow: the prompt has {n} tokens; with "
-                                            f"{self.max_new} new ones it exceeds the model's {self.context}")
-                continue
-            prompts.append(p)
-            todo.append(i)
-        if todo:
-            texts = self.gen.generate(prompts, self.fmt.stops, [states[i].scratch for i in todo],
-                                      after=self.fmt.act_marker)
-            for i, t, n in zip(todo, texts, self.gen.last_counts, strict=True):
-                reason, action = self.fmt.parse(t)
-                if action is None:
-                    line = t.strip().split("\n", 1)[0].strip()
-                    out[i] = Decision(line, reason=None, raw=t, tokens=n, invalid_format=True)
-                else:
-                    out[i] = Decision(action, reason=reason, raw=t, tokens=n)
-        return out  # type: ignore[return-value]
+        return self.teacher.act(states)
+
+    def stream(self):
+        return self.teacher.stream()
 
 
 class ReactPolicy:
@@ -170,7 +157,7 @@ class ReactPolicy:
 
         opts = GenOptions(max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p,
                           examples=gen.examples, batch_size=gen.batch_size, device=gen.device,
-                          dtype=gen.dtype, seed=seed)
+                          dtype=gen.dtype, seed=seed, continuous=gen.continuous)
         self.teacher = HFTeacher(ref.path or ref.spec, opts)
         self.gen = self.teacher.gen
         self.name = ref.label
@@ -180,6 +167,9 @@ class ReactPolicy:
 
     def act(self, states: list[EpisodeState]) -> list[Decision]:
         return self.teacher.act(states)
+
+    def stream(self):
+        return self.teacher.stream()
 
 
 class _Named:

@@ -23,7 +23,8 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sadcli.agent.loop import EnvPool, run_episodes
+from sadcli.agent.loop import EnvPool
+from sadcli.agent.scheduler import play
 from sadcli.envs.base import Task
 from sadcli.errors import InputError
 from sadcli.eval.termination import classify
@@ -135,7 +136,7 @@ def run_rollouts(pool: EnvPool, plan: RolloutPlan, models: list[tuple[str, Calla
             reseed = getattr(policy, "reseed", None)
             if callable(reseed):
                 reseed(seed)
-            for rec in run_episodes(pool, todo, policy, max_steps=plan.cap, on_step=on_step):
+            for rec in play(pool, todo, policy, max_steps=plan.cap, on_step=on_step):
                 rec = annotate(rec, label, seed, plan.cap)
                 if write is not None:
                     write(rec)

@@ -5,6 +5,7 @@
 - ``expert`` — the environment's expert/gold actions with per-environment reasoning templates
   (:mod:`sadcli.teachers.expert`);
 - ``hf:<model spec>`` — a local transformers causal LM, batched over episodes (:mod:`sadcli.teachers.hf`);
+  a ``sad distill`` output folder (with ``sad_config.json``) is prompted in the format it was trained on;
 - ``openai:<base-url>#<model>`` — any OpenAI-compatible endpoint (:mod:`sadcli.teachers.openai`);
 - ``expert+rationalize:<model spec>`` — expert actions, model-written reasoning.
 
@@ -14,6 +15,7 @@ A policy is any object with ``name`` and ``act(states) -> list[Decision]`` (see 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from sadcli.errors import InputError
@@ -36,9 +38,15 @@ def make_teacher(spec: str, **options: Any):
     if spec == "expert":
         return _expert(options)
     if spec.startswith("hf:"):
-        from sadcli.teachers.hf import GenOptions, HFTeacher, _opts
+        from sadcli.sadformat import format_from_config, read_sad_config
+        from sadcli.teachers.hf import FormatTeacher, GenOptions, HFTeacher, _opts
 
-        return HFTeacher(spec[3:], _opts(_known(GenOptions, options)))
+        path = spec[3:]
+        opts = _opts(_known(GenOptions, options))
+        cfg = read_sad_config(path) if os.path.isdir(path) else None
+        if cfg is not None:  # a `sad distill` output: its own training format, as `sad eval` prompts it
+            return FormatTeacher(path, format_from_config(cfg), opts)
+        return HFTeacher(path, opts)
     if spec.startswith("expert+rationalize:"):
         from sadcli.teachers.hf import GenOptions, RationalizeTeacher, _opts
 

@@ -53,6 +53,7 @@ class GenOptions:
     dtype: str | None = None
     seed: int = 0
     prefix_cache: bool = True         # keep each episode's KV cache between steps, share the common prefix
+    continuous: bool = True           # rows join/leave the decode batch between tokens (sadcli.agent.scheduler)
 
 
 class HFGenerator:
@@ -420,7 +421,7 @@ def _opts(kw: dict) -> GenOptions:
 
 
 class _ModelTeacher:
-    """What both model teachers hold: the spec, the generation options and one batched generator."""
+    """What the model teachers hold: the spec, the generation options and one batched generator."""
 
     kind = "hf"
 
@@ -441,19 +442,117 @@ class HFTeacher(_ModelTeacher):
                                         p.thought.rstrip(" "))
         return p.render(st.task_text, st.steps, examples=self.opts.examples)
 
+    def _stops(self, prompt) -> list[str]:
+        return list(dict.fromkeys(list(prompt.stop) + list(self.opts.stop)))
+
+    @staticmethod
+    def decide(t: str, n: int) -> Decision:
+        reason, action = split_react(t)
+        if action is None:  # no "Action:" line: the output is sent as the action (an invalid one)
+            return Decision(t.strip().split("\n", 1)[0], reason=None, raw=t, tokens=n, invalid_format=True)
+        return Decision(action, reason=reason, raw=t, tokens=n)
+
     def act(self, states: list[EpisodeState]) -> list[Decision]:
         if not states:
             return []
-        stops = list(dict.fromkeys(list(states[0].prompt.stop) + list(self.opts.stop)))
-        texts = self.gen.generate([self.prompt(s) for s in states], stops, [s.scratch for s in states])
-        out = []
-        for t, n in zip(texts, self.gen.last_counts, strict=False):
-            reason, action = split_react(t)
-            if action is None:  # no "Action:" line: the output is sent as the action (an invalid one)
-                out.append(Decision(t.strip().split("\n", 1)[0], reason=None, raw=t, tokens=n, invalid_format=True))
+        texts = self.gen.generate([self.prompt(s) for s in states], self._stops(states[0].prompt),
+                                  [s.scratch for s in states])
+        return [self.decide(t, n) for t, n in zip(texts, self.gen.last_counts, strict=False)]
+
+    def stream(self):
+        """Continuous batching (:mod:`sadcli.agent.scheduler`); None when ``continuous=false`` or the
+        model has other than full-attention layers."""
+        from sadcli.teachers.continuous import supports
+
+        if not self.opts.continuous or not supports(self.gen):
+            return None
+        return _LazyStops(self)
+
+
+class FormatTeacher(_ModelTeacher):
+    """A ``sad distill`` output prompted in the format it was trained on (``DIR/sad_config.json``: render
+    text/chat, markers paper/native; :class:`sadcli.sadformat.SadFormat`) instead of the environment's
+    few-shot ReAct prompt — what ``sad eval`` does, so ``collect --teacher hf:DIR`` and ``sad eval --model DIR``
+    write the same episodes. A row stops at the end of its action line (after the action marker), at the
+    next observation marker or at end-of-turn.
+
+    ``gen`` (optional) is a generator already built (``sad eval``'s layer-cut student before distillation).
+    """
+
+    def __init__(self, spec: str, fmt, options: GenOptions | None = None, *, gen: HFGenerator | None = None,
+                 name: str | None = None, **kw):
+        self.spec, self.fmt = spec, fmt
+        self.opts = options or _opts(kw)
+        self.opts.chat = "yes" if fmt.render == "chat" else "no"
+        self.gen = gen or HFGenerator(spec, self.opts)
+        self.name = name or f"{self.kind}:{spec}"
+        self.context = int(getattr(self.gen.model.config, "max_position_embeddings", 0) or 4096)
+        self.opts.max_prompt_tokens = min(self.opts.max_prompt_tokens, self.context)
+
+    def prompt(self, st: EpisodeState) -> str | Decision:
+        """The episode's next prompt, or a failed Decision when it leaves no room for the answer."""
+        g = self.gen
+        p = self.fmt.prompt(g.tok, st.prompt.instruction, st.task_text, st.steps)
+        n = len(g.tok(p, add_special_tokens=not g.use_chat)["input_ids"])
+        if n + self.opts.max_new_tokens > self.context:
+            return Decision("", error=f"context_overflow: the prompt has {n} tokens; with "
+                                      f"{self.opts.max_new_tokens} new ones it exceeds the model's {self.context}")
+        return p
+
+    def decide(self, t: str, n: int) -> Decision:
+        reason, action = self.fmt.parse(t)
+        if action is None:  # no action marker: the first line is sent as the action (an invalid one)
+            return Decision(t.strip().split("\n", 1)[0].strip(), reason=None, raw=t, tokens=n, invalid_format=True)
+        return Decision(action, reason=reason, raw=t, tokens=n)
+
+    def act(self, states: list[EpisodeState]) -> list[Decision]:
+        out: list[Decision | None] = [None] * len(states)
+        prompts, todo = [], []
+        for i, st in enumerate(states):
+            p = self.prompt(st)
+            if isinstance(p, Decision):
+                out[i] = p
             else:
-                out.append(Decision(action, reason=reason, raw=t, tokens=n))
-        return out
+                prompts.append(p)
+                todo.append(i)
+        if todo:
+            texts = self.gen.generate(prompts, self._stops(), [states[i].scratch for i in todo],
+                                      after=self.fmt.act_marker)
+            for i, t, n in zip(todo, texts, self.gen.last_counts, strict=True):
+                out[i] = self.decide(t, n)
+        return out  # type: ignore[return-value]
+
+    def _stops(self) -> list[str]:
+        return list(dict.fromkeys([*self.fmt.stops, *self.opts.stop]))
+
+    def stream(self):
+        """Continuous batching (:mod:`sadcli.agent.scheduler`), or None (rounds)."""
+        from sadcli.teachers.continuous import DecisionRows, RowBatch, supports
+
+        if not self.opts.continuous or not supports(self.gen):
+            return None
+        return DecisionRows(RowBatch(self.gen, self._stops(), after=self.fmt.act_marker), self.prompt, self.decide)
+
+
+class _LazyStops:
+    """HFTeacher's decision stream; its stop strings come from the first episode's prompt template."""
+
+    def __init__(self, teacher: HFTeacher):
+        self.teacher, self.rows = teacher, None
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.rows is not None else 0
+
+    def add(self, key, st: EpisodeState) -> None:
+        if self.rows is None:
+            from sadcli.teachers.continuous import DecisionRows, RowBatch
+
+            t = self.teacher
+            self.rows = DecisionRows(RowBatch(t.gen, t._stops(st.prompt)), t.prompt, t.decide)
+        self.rows.add(key, st)
+
+    def step(self):
+        return self.rows.step() if self.rows is not None else []
 
 
 class RationalizeTeacher(_ModelTeacher):
