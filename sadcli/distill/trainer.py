@@ -21,7 +21,8 @@ exist only while it computes. The root is not resharded after forward, so the lo
 LM head at supervised positions, outside the wrapped forward) reads the full head weight. Gradients are
 reduce-scattered once per optimizer step (``set_requires_gradient_sync``). Saving gathers full tensors
 on every process (a collective) and the main process writes them: the output is the same Hugging Face
-folder as without FSDP. The teacher (online) is never sharded: it runs whole in every process.
+folder as without FSDP; ``--resume`` cuts a checkpoint's full tensors back into shards. The teacher
+(online) is never sharded: it runs whole in every process.
 """
 
 from __future__ import annotations
@@ -250,10 +251,16 @@ def _untie(model: Any, sd: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_checkpoint(path: str, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+def load_checkpoint(path: str, model: Any, optimizer: Any, scheduler: Any, fsdp_root: Any = None) -> dict[str, Any]:
+    """Restore a checkpoint into ``model``, ``optimizer``, ``scheduler`` and the RNGs; returns trainer_state.
+
+    ``fsdp_root``: the FSDP2-sharded module ``model`` lives in (as ``.lm``): the full tensors of the files are
+    cut into this process's shards (``torch.distributed.checkpoint.state_dict``)."""
     from safetensors.torch import load_file
 
     sd = load_file(os.path.join(path, "model.safetensors"))
+    if fsdp_root is not None:
+        return _load_checkpoint_fsdp(path, sd, fsdp_root, optimizer, scheduler)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     tied = {k for k, v in model.state_dict().items() if k in missing}
     if unexpected or any(k for k in tied if not _is_tied(model, k)):
@@ -261,6 +268,26 @@ def load_checkpoint(path: str, model: Any, optimizer: Any, scheduler: Any) -> di
                          f"unexpected {sorted(unexpected)[:3]})", hint="resume with the same student options")
     training = _load_training_state(os.path.join(path, "training.pt"))
     optimizer.load_state_dict(training["optimizer"])
+    scheduler.load_state_dict(training["scheduler"])
+    _set_rng_state(training["rng"])
+    with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _load_checkpoint_fsdp(path: str, sd: dict[str, Any], root: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+
+    params = root.state_dict(keep_vars=True)
+    full = {f"lm.{k}": v for k, v in sd.items()}
+    unexpected = sorted(set(full) - set(params))
+    tied = {k for k, v in params.items() if any(k2 != k and v2 is v for k2, v2 in params.items())}
+    missing = sorted(k for k in set(params) - set(full) if k not in tied)
+    if unexpected or missing:
+        raise InputError(f"checkpoint {path} does not match the model (missing {missing[:3]}, unexpected "
+                         f"{unexpected[:3]})", hint="resume with the same student options")
+    set_model_state_dict(root, full, options=StateDictOptions(full_state_dict=True, strict=False))
+    training = _load_training_state(os.path.join(path, "training.pt"))
+    set_optimizer_state_dict(root, optimizer, training["optimizer"], options=StateDictOptions(full_state_dict=True))
     scheduler.load_state_dict(training["scheduler"])
     _set_rng_state(training["rng"])
     with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
@@ -477,9 +504,6 @@ def make_loop(job: DistillJob) -> tuple[Loop, int, int, int]:
         console.print("[yellow]note:[/] --fsdp with one process: nothing to shard (launch several with torchrun "
                       "or accelerate launch)")
     if fsdp:
-        if job.resume:
-            raise InputError("--resume with --fsdp is not supported yet",
-                             hint="run without --fsdp (DDP) to resume, or start a new -o folder")
         hidden = shard_fsdp(HiddenStates(student.to(accelerator.device)))
     optimizer = make_optimizer(student, cfg)  # after sharding: FSDP replaces the parameters by DTensor shards
     scheduler = make_scheduler(optimizer, cfg, steps)
@@ -494,7 +518,7 @@ def make_loop(job: DistillJob) -> tuple[Loop, int, int, int]:
         if ckpt is None:
             console.print("[yellow]--resume: no checkpoint yet, starting from the beginning[/]")
         else:
-            st = load_checkpoint(ckpt, student, optimizer, scheduler)
+            st = load_checkpoint(ckpt, student, optimizer, scheduler, fsdp_root=hidden if fsdp else None)
             if st.get("fingerprint") != job.run_config.get("fingerprint"):
                 raise InputError(f"checkpoint {ckpt} was made with other data or options",
                                  hint="resume with exactly the same command, or use a new -o directory")

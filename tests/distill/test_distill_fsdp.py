@@ -46,3 +46,38 @@ def test_fsdp_two_processes_equal_one_with_accumulation(seg_file, tiny_teacher, 
     assert all(torch.equal(c[k], b[k]) for k in c)
     st = torch.load(ckpt / "training.pt", weights_only=True)
     assert st["optimizer"]["state"], "the optimizer state was gathered into the checkpoint"
+
+
+
+@pytest.mark.slow
+def test_fsdp_resume_from_a_checkpoint_ends_with_the_same_weights(seg_file, tiny_teacher, tmp_path):
+    """Checkpoints of a sharded run round trip: a 2-process --fsdp run resumed from its step-2 checkpoint
+    (full weights and full optimizer state, cut back into shards) ends with the weights of the
+    uninterrupted run."""
+    import shutil
+
+    common = ["distill", seg_file, "--teacher", tiny_teacher, "--student-layers", "2", "--max-length", "128",
+              "--batch-size", "1", "--max-steps", "3", "--save-every", "1", "--lr", "1e-3", "--seed", "2", "-q",
+              "--fsdp"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+
+    def torchrun(out, *extra, port):
+        p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                            str(port), "-m", "sadcli", *common, "-o", str(out), *extra], env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+        return p
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    torchrun(full, port=29561)
+    shutil.copytree(full, cut)
+    # back to the state after step 2: drop the step-3 checkpoint and the final model
+    shutil.rmtree(cut / "checkpoints" / "step-00000003")
+    (cut / "model.safetensors").unlink()
+    torchrun(cut, "--resume", port=29562)
+    cfg = json.loads((cut / "sad_config.json").read_text())["summary"]
+    assert cfg["resumed_from"] == 2 and cfg["sharding"] == "fsdp2"
+    a, b = load_file(str(full / "model.safetensors")), load_file(str(cut / "model.safetensors"))
+    assert set(a) == set(b)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-7)
