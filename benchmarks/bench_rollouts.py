@@ -14,7 +14,9 @@ path ``sad eval`` and ``sad collect --teacher hf:`` use (:func:`sadcli.agent.sch
 The variants alternate ``--repeats`` times so that load from other processes hits them alike; the best
 wall time of each counts. Every environment worker plays one reset before the clock starts (JVM start-up).
 
-Prints one JSON line: the speed-ups over one at a time (the target: continuous >= 3x), episodes per minute,
+Prints one JSON line: the speed-ups over one at a time (the target: continuous >= 3x; wall time), the same
+ratio of this process's CPU time (the model's work, excluding the environment workers: a steadier measure on
+a machine shared with other jobs, but blind to the overlap of environment steps with decoding), episodes per minute,
 and how many generated actions agree with the baseline (greedy decoding in a batch may differ from one-row
 decoding in the last bits of the logits, so a rare argmax tie can flip).
 
@@ -54,6 +56,7 @@ def run(episodes: int, steps: int, parallel: int, max_new_tokens: int, threads: 
         run_rollouts(pool, RolloutPlan(tasks[:1], [0], 1), [("warm-up", lambda s: policy)])
     variants = {"continuous": (parallel, True), "rounds": (parallel, False), "one_at_a_time": (1, False)}
     walls: dict[str, list[float]] = {k: [] for k in variants}
+    cpus: dict[str, list[float]] = {k: [] for k in variants}
     actions: dict[str, dict] = {}
     tokens: dict[str, int] = {}
     for _ in range(repeats):
@@ -64,13 +67,15 @@ def run(episodes: int, steps: int, parallel: int, max_new_tokens: int, threads: 
             with EnvPool(spec, slots) as pool:
                 for slot in pool.slots:
                     slot.request("reset", tasks[0].to_dict())
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 recs = run_rollouts(pool, RolloutPlan(tasks, [0], steps), [(name, lambda s: policy)])
-                wall = time.perf_counter() - t0
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             walls[name].append(round(wall, 2))
+            cpus[name].append(round(cpu, 2))
             actions[name] = {r["id"]: [s["action"] for s in r["steps"]] for r in recs}
             tokens[name] = sum(r["generated_tokens"] for r in recs)
-            print(json.dumps({name: wall, "episodes": len(recs), "tokens": tokens[name]}), file=sys.stderr)
+            print(json.dumps({name: wall, "cpu_s": cpu, "episodes": len(recs), "tokens": tokens[name],
+                              "load": os.getloadavg()[0]}), file=sys.stderr, flush=True)
     best = {k: min(v) for k, v in walls.items() if v}
     base = actions.get("one_at_a_time", {})
     agree = {}
@@ -81,8 +86,12 @@ def run(episodes: int, steps: int, parallel: int, max_new_tokens: int, threads: 
         agree[name] = f"{same}/{sum(len(v) for v in actions[name].values())}"
     speedup = {k: round(best["one_at_a_time"] / v, 2) for k, v in best.items()
                if k != "one_at_a_time" and "one_at_a_time" in best}
+    best_cpu = {k: min(v) for k, v in cpus.items() if v}
+    cpu_ratio = {k: round(best_cpu["one_at_a_time"] / v, 2) for k, v in best_cpu.items()
+                 if k != "one_at_a_time" and "one_at_a_time" in best_cpu}
     return {
         "speedup": speedup,
+        "cpu_time_ratio": cpu_ratio, "cpu_s": cpus,
         "episodes_per_min": {k: round(60 * episodes / v, 2) for k, v in best.items()},
         "wall_s": walls, "actions_agreeing_with_one_at_a_time": agree, "generated_tokens": tokens,
         "config": {"episodes": episodes, "steps": steps, "parallel": parallel, "max_new_tokens": max_new_tokens,
