@@ -442,11 +442,13 @@ class TeacherCache:
     def _check_parts(self, fingerprint_of: Any, n_examples: int | None) -> None:
         if getattr(self, "_parts_ok", False):  # checked once (the fingerprints hash every example)
             return
+        if fingerprint_of is None:
+            raise InputError(f"{self.path}: a teacher cache of several parts (one per data shard) is read by "
+                             "`sad distill` only", hint="give a single cache folder here")
         lo = 0
         for part in self.manifest["parts"]:
             hi = lo + part["examples"]
-            if fingerprint_of is None or (n_examples is not None and hi > n_examples) \
-                    or fingerprint_of(lo, hi) != part["fingerprint"]:
+            if (n_examples is not None and hi > n_examples) or fingerprint_of(lo, hi) != part["fingerprint"]:
                 raise InputError(
                     f"the teacher cache {part['path']} (part {self.manifest['parts'].index(part) + 1} of "
                     f"{len(self.manifest['parts'])}, {part['examples']} examples from {part['source']}) does not "

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from sadcli.cli import app
 from sadcli.distill.teacher_cache import decode, default_tail_samples, encode, row_dtype, teacher_rows
+from sadcli.errors import InputError
 
 runner = CliRunner()
 
@@ -219,6 +220,8 @@ def test_caches_built_per_data_shard_read_as_one(tiny_teacher, tmp_path):
             assert torch.equal(got.logprobs, want.logprobs)
         both = joined.rows_for([na - 1, na])                       # across the boundary, in the given order
         assert len(both) == len(ca.rows_for([na - 1])) + len(cb.rows_for([0]))
+        with pytest.raises(InputError, match="read by `sad distill` only"):   # no per-part fingerprints given
+            joined.check(fingerprint=ca.manifest["data"]["fingerprint"])
     common = ["--teacher", tiny_teacher, "--student-layers", "1", "--max-length", "128", "--max-steps", "2", "-q"]
     r = distill(whole, *common, "--teacher-cache", tmp_path / "caches", "-o", tmp_path / "out")
     assert r.exit_code == 0, r.output
