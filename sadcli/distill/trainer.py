@@ -444,7 +444,11 @@ class Loop:
             else:
                 ctx = acc.no_sync(self.hidden) if not last_micro and world > 1 else _null()
             with ctx:
-                h = self.hidden(b["input_ids"], b["attention_mask"])
+                if self.fsdp:  # not wrapped by accelerate's prepare: its mixed-precision autocast, here
+                    with acc.autocast():
+                        h = self.hidden(b["input_ids"], b["attention_mask"])
+                else:
+                    h = self.hidden(b["input_ids"], b["attention_mask"])
                 teacher = None
                 if self.teacher_hidden is not None and objective.needs_teacher:
                     with torch.no_grad():
