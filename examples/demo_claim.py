@@ -3,9 +3,10 @@
 The distilled student must beat the same layer-cut student before distillation on span KL to the teacher
 (reasoning and action tokens, nats per token) and on action match (greedy action after the held-out
 trajectory's history and reasoning, equal to its action). One verdict line with the numbers and 95% Wilson
-intervals goes to stderr; the exit status is 1 when the claim does not hold.
+intervals goes to stderr; the exit status is 1 when the claim does not hold, unless ``--no-fail`` is given
+(``make demo`` uses it: a claim that does not hold is a result to read, not a broken demo).
 
-    python examples/demo_claim.py demo/eval.json [DISTILLED UNDISTILLED]
+    python examples/demo_claim.py demo/eval.json [DISTILLED UNDISTILLED] [--no-fail]
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def verdict(report: dict, better: str = "distilled", worse: str = "undistilled")
 
 
 def main(argv: list[str]) -> int:
+    no_fail = "--no-fail" in argv
+    argv = [a for a in argv if a != "--no-fail"]
     if not argv or len(argv) not in (1, 3):
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
         return 2
@@ -51,7 +54,7 @@ def main(argv: list[str]) -> int:
         return 1
     holds, line = verdict(report, *argv[1:3])
     print(line, file=sys.stderr)
-    return 0 if holds else 1
+    return 0 if holds or no_fail else 1
 
 
 if __name__ == "__main__":
