@@ -26,6 +26,13 @@ from typer.testing import CliRunner
 
 from sadcli.cli import app
 
+
+def _sigint_default() -> None:
+    """preexec_fn: SIGINT at its default disposition in the child. A test run started as a background job
+    (`cmd &` in a non-interactive shell, e.g. a CI wrapper) passes SIGINT down *ignored*, and Python then
+    installs no KeyboardInterrupt handler; a terminal user's Ctrl-C is what these tests mean to send."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 runner = CliRunner()
 COUNTER = str(pathlib.Path(__file__).resolve().parents[1] / "envs" / "counter_env.py") + ":make"
 OLD = "OLD CONTENT\n"
@@ -229,7 +236,7 @@ def _streaming(cmd, tmp_path, inputs, sig):
     args = [sys.executable, "-m", "sadcli", cmd, "-", "-o", str(out), "--on-error", "skip",
             "--rejects", str(rej)]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=_env())
+                            env=_env(), preexec_fn=_sigint_default)
     lines = src.read_text().splitlines(keepends=True)
     proc.stdin.write(("".join(lines[:2]) + "{bad\n").encode())
     proc.stdin.flush()
@@ -270,7 +277,8 @@ def test_collect_sigint_and_kill_9_then_resume(tmp_path):
     assert sad("collect", "--env", COUNTER, "-n", "12", "--env-opt", "games=12", "-q", "-o", full).exit_code == 0
     for sig, extra in ((signal.SIGINT, []), (signal.SIGKILL, ["--resume"])):
         before = out.read_text() if out.exists() else ""
-        proc = subprocess.Popen(args + extra, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+        proc = subprocess.Popen(args + extra, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(),
+                                preexec_fn=_sigint_default)
         n0 = len(before.splitlines())
         assert _wait(lambda n0=n0: out.exists() and len(out.read_text().splitlines()) >= n0 + 2, proc), \
             proc.stderr.read().decode()
@@ -300,7 +308,8 @@ def test_distill_sigint_and_kill_9_then_resume(tmp_path, seg_file, tiny_teacher)
     for sig, step in ((signal.SIGINT, 1), (signal.SIGKILL, 2)):
         ckpt = out / "checkpoints" / f"step-{step:08d}" / "trainer_state.json"
         proc = subprocess.Popen(args + (["--resume"] if step > 1 else []), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, env=_env(SAD_DISTILL_STEP_SLEEP="1.0"))
+                                stderr=subprocess.PIPE, env=_env(SAD_DISTILL_STEP_SLEEP="1.0"),
+                                preexec_fn=_sigint_default)
         assert _wait(ckpt.exists, proc, timeout=300), proc.stderr.read().decode()
         os.kill(proc.pid, sig)
         _, err = proc.communicate(timeout=120)

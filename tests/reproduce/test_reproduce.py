@@ -120,7 +120,7 @@ def test_render_cli_writes_readme_and_says_which_presets_have_not_run(tmp_path):
     r = subprocess.run([sys.executable, str(HERE / "render.py"), str(env_dir)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     text = (env_dir / "README.md").read_text()
-    assert "## Preset `cpu`" in text and "**Not run yet**" in text
+    assert "## Preset `gpu`" in text and "**Not run yet**" in text  # gpu.toml has a twc block; cpu.toml runs twc-1room
     assert (env_dir / "tiny-L2-success.png").stat().st_size > 0
     bad = subprocess.run([sys.executable, str(HERE / "render.py"), str(tmp_path / "nope")],
                          capture_output=True, text=True)
