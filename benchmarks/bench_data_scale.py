@@ -62,14 +62,8 @@ def generate(path: str, n: int) -> None:
             fh.write(dumps_line(trajectory(i)))
 
 
-BASELINE = (
-    "import json, sys\n"
-    "out = sys.stdout\n"
-    "with open(sys.argv[1], encoding='utf-8') as fh:\n"
-    "    for line in fh:\n"
-    "        if line.strip():\n"
-    "            out.write(json.dumps(json.loads(line)) + '\\n')\n"
-)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_segment import BASELINE  # noqa: E402  (the bare json.loads + json.dumps round trip, defined once)
 
 
 def _cpu(who: int) -> float:
