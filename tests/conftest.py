@@ -41,3 +41,22 @@ def tokenizer():
     from sadcli.models.spec import load_tokenizer
 
     return load_tokenizer("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory, tokenizer) -> str:
+    """A 2-layer config-built teacher with the real tokenizer (folders whose tests need another size
+    override it in their own conftest)."""
+    import torch
+    from distill_fixtures import make_tiny
+
+    torch.set_num_threads(2)
+    return make_tiny(tmp_path_factory.mktemp("teacher"), tokenizer, layers=2)
+
+
+@pytest.fixture(scope="session")
+def seg_file(tmp_path_factory) -> str:
+    """8 hand-made segmented records in a JSONL file."""
+    from distill_fixtures import segmented_records, write_jsonl
+
+    return write_jsonl(tmp_path_factory.mktemp("data") / "seg.jsonl", segmented_records(8))
