@@ -45,6 +45,11 @@ class Normalization(str, Enum):
     sum = "sum"
 
 
+class LayerPick(str, Enum):
+    even = "even"
+    influence = "influence"
+
+
 class ActionVocab(str, Enum):
     full = "full"
     restricted = "restricted"
@@ -73,6 +78,10 @@ def distill(
                                                       "first and last included) or a list (0,6,12,18,24,29). "
                                                       "Default when no student option is given: 6.",
                                                  show_default=False),
+    layer_pick: LayerPick = typer.Option(LayerPick.even, "--layer-pick",
+                                         help="With --student-layers N: which N teacher layers. even: evenly "
+                                              "spaced; influence: the N of highest block influence on the "
+                                              "training data (ShortGPT; one teacher pass over 16 examples)."),
     student_config: Optional[str] = typer.Option(None, "--student-config",
                                                  help="Student = a freshly initialized model from this Hugging "
                                                       "Face config.json.", show_default=False),
@@ -193,7 +202,7 @@ def distill(
             input=input, output=output, teacher=teacher, student=student,
             student_layers=student_layers if student_layers is not None else
             (None if (student or student_config) else "6"),
-            student_config=student_config,
+            student_config=student_config, layer_pick=layer_pick.value,
             loss=dict(name=loss.value, lambda_reason=lambda_reason, lambda_act=lambda_act,
                       divergence=divergence.value, beta=beta, temperature=temperature,
                       normalization=normalization.value, action_vocab=action_vocab.value, alpha=alpha,

@@ -1,7 +1,9 @@
 """Student models: a subset of the teacher's layers (DistilBERT-style), a fresh config, or a given model.
 
 ``--student-layers 6`` keeps 6 evenly spaced teacher layers, first and last included
-(30 -> 0, 6, 12, 17, 23, 29); ``--student-layers 0,6,12,18,24,29`` keeps exactly those.
+(30 -> 0, 6, 12, 17, 23, 29); ``--student-layers 0,6,12,18,24,29`` keeps exactly those;
+``--student-layers 6 --layer-pick influence`` keeps the 6 layers that change their input most on the
+distillation data (ShortGPT's block influence, :func:`block_influence`).
 Embeddings, final norm and LM head are copied from the teacher, so the student starts close to it.
 ``--student-config FILE`` builds a freshly initialized model from a Hugging Face ``config.json``.
 """
@@ -60,6 +62,69 @@ def layer_indices(n_teacher: int, layers: int | Sequence[int]) -> list[int]:
     if any(b <= a for a, b in zip(idx, idx[1:], strict=False)):
         raise InputError("--student-layers: indices must be strictly increasing", hint=",".join(map(str, idx)))
     return idx
+
+
+LAYER_PICKS = ("even", "influence")
+
+
+def block_influence(model: Any, sequences: Sequence[Sequence[int]]) -> list[float]:
+    """Block influence of every decoder layer on ``sequences`` (token id lists), one float per layer.
+
+    ShortGPT (Men et al., 2024, "ShortGPT: Layers in Large Language Models are More Redundant Than You
+    Expect"): ``BI_i = 1 - mean_t cos(x_i[t], x_{i+1}[t])``, the cosine between the hidden state entering
+    layer ``i`` and the one leaving it, averaged over every token of every sequence. A layer that barely
+    turns its input (low BI) is the cheapest to drop. Input and output are captured with hooks on the
+    layer modules (not ``output_hidden_states``, whose last entry is after the final norm).
+    """
+    import torch
+
+    _, blocks = _layer_list(model)
+    sums = [0.0] * len(blocks)
+    entering: dict[int, Any] = {}
+    tokens = 0
+
+    def first_tensor(x):
+        return x[0] if isinstance(x, (tuple, list)) else x
+
+    def pre(i):
+        def hook(_mod, args, kwargs):
+            entering[i] = first_tensor(args) if args else kwargs["hidden_states"]
+        return hook
+
+    def post(i):
+        def hook(_mod, _args, _kwargs, output):
+            a, b = entering.pop(i), first_tensor(output)
+            cos = torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=-1)  # [1, T]
+            sums[i] += float(cos.sum())
+        return hook
+
+    handles = []
+    for i, block in enumerate(blocks):
+        handles.append(block.register_forward_pre_hook(pre(i), with_kwargs=True))
+        handles.append(block.register_forward_hook(post(i), with_kwargs=True))
+    dev = next(model.parameters()).device
+    try:
+        with torch.inference_mode():
+            for seq in sequences:
+                if not len(seq):
+                    continue
+                model(input_ids=torch.tensor([list(seq)], dtype=torch.long, device=dev), use_cache=False)
+                tokens += len(seq)
+    finally:
+        for h in handles:
+            h.remove()
+    if not tokens:
+        raise InputError("--layer-pick influence needs at least one non-empty example")
+    return [1.0 - s / tokens for s in sums]
+
+
+def influence_indices(scores: Sequence[float], n: int) -> list[int]:
+    """The ``n`` layers of highest block influence, in model order (ties: the earlier layer)."""
+    if not 1 <= n <= len(scores):
+        raise InputError(f"--student-layers {n}: the teacher has {len(scores)} layers",
+                         hint=f"use a count between 1 and {len(scores)}")
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    return sorted(order[:n])
 
 
 def _layer_list(model: Any) -> tuple[str, Any]:

@@ -210,3 +210,54 @@ def test_out_of_memory_names_the_option_to_lower(seg_file, tiny_teacher, tmp_pat
     monkeypatch.setattr(Objective, "loss", oom)
     r = distill(*base_args(seg_file, tiny_teacher, tmp_path / "o", "--max-steps", "1"))
     assert_clean_error(r, "out of memory at step 1", "--batch-size", "--max-length")
+
+
+def test_layer_pick_influence_keeps_the_layers_of_highest_block_influence(seg_file, tiny_teacher, tmp_path):
+    """--layer-pick influence: the layers recorded, copied and rebuilt by `init:` are the top block-influence
+    layers of the teacher on the training examples (recomputed here from the library)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sadcli.distill.pipeline import INFLUENCE_EXAMPLES, INFLUENCE_TOKENS, influence_sample, prepare_data
+    from sadcli.distill.students import block_influence, influence_indices
+    from sadcli.eval.policies import load_lm, parse_model
+
+    out = tmp_path / "out"
+    r = distill(seg_file, "--teacher", tiny_teacher, "--student-layers", "1", "--layer-pick", "influence",
+                "--max-length", "128", "--batch-size", "4", "--max-steps", "1", "--lr", "1e-12", "-o", out, "-q")
+    assert r.exit_code == 0, r.output
+    how = json.loads((out / "sad_config.json").read_text())["student"]
+    assert how["layer_pick"] == "influence" and len(how["block_influence"]) == 4  # the tiny teacher's layers
+    teacher = AutoModelForCausalLM.from_pretrained(tiny_teacher).eval()
+    prepared = prepare_data(str(seg_file), AutoTokenizer.from_pretrained(tiny_teacher), max_length=128)
+    # the sample: evenly spread candidates, then the fewest of them (still spread) holding INFLUENCE_TOKENS
+    step = max(1, len(prepared.examples) // INFLUENCE_EXAMPLES)
+    cands = [ex.input_ids for ex in prepared.examples[::step][:INFLUENCE_EXAMPLES]]
+    sample = influence_sample(prepared.examples)
+    assert all(x in cands for x in sample) and sample[0] == cands[0]
+    assert sum(map(len, sample)) >= min(INFLUENCE_TOKENS, sum(map(len, cands)))
+    assert len(sample) == len(cands) or sum(map(len, sample[:-1])) < INFLUENCE_TOKENS
+    scores = block_influence(teacher, sample)
+    assert how["block_influence"] == pytest.approx(scores, abs=1e-5)
+    assert how["teacher_layers"] == influence_indices(scores, 1)
+    init, _ = load_lm(parse_model(f"init:{out}"))
+    assert torch.equal(init.model.layers[0].mlp.up_proj.weight,
+                       teacher.model.layers[how["teacher_layers"][0]].mlp.up_proj.weight)
+    even = distill(seg_file, "--teacher", tiny_teacher, "--student-layers", "1", "--max-length", "128",
+                   "--max-steps", "1", "-o", tmp_path / "even", "-q")
+    assert even.exit_code == 0, even.output
+    assert json.loads((tmp_path / "even" / "sad_config.json").read_text())["student"]["layer_pick"] == "even"
+
+
+def test_influence_sample_is_the_fewest_spread_examples_reaching_the_token_budget():
+    from types import SimpleNamespace
+
+    from sadcli.distill.pipeline import influence_sample
+
+    exs = [SimpleNamespace(input_ids=[i] * 1000) for i in range(40)]      # 40 examples of 1,000 tokens
+    # candidates: every 2nd example (16 of them); 4 x 1,000 < 4,096 tokens, so 5 spread candidates
+    assert [ids[0] for ids in influence_sample(exs)] == [0, 8, 16, 22, 30]
+    assert [ids[0] for ids in influence_sample(exs[:3])] == [0, 1, 2]     # all there is, under the budget
+    assert influence_sample([]) == []
+    big = [SimpleNamespace(input_ids=[7] * 5000)]
+    assert influence_sample(big * 3) == [[7] * 5000]                       # one example holds the budget

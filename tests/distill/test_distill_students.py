@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from sadcli.distill.students import (
+    block_influence,
     check_same_vocab,
+    influence_indices,
     count_parameters,
     layer_indices,
     parse_layers,
@@ -86,3 +88,41 @@ def test_vocab_mismatch_names_both_sizes():
     with pytest.raises(ModelSpecError, match="49152.*320"):
         check_same_vocab(49152, 320)
     check_same_vocab(49152, 49152, 49152)
+
+
+def test_block_influence_against_hidden_states():
+    """BI_i = 1 - mean cos(input of layer i, its output), over every token of every sequence (ShortGPT).
+
+    Naive reference: the model's own hidden states (``output_hidden_states``), with the final norm replaced
+    by the identity so that the last entry is the last layer's output, not its normalized form.
+    """
+    model = tiny_llama(layers=4)
+    seqs = [[5, 9, 33, 7, 1, 2], [8, 8, 250, 3]]
+    hooks = [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.model.layers]
+    got = block_influence(model, seqs)
+    assert hooks == [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.model.layers]  # removed
+    norm, model.model.norm = model.model.norm, torch.nn.Identity()
+    try:
+        cos_sum, n = torch.zeros(4), 0
+        with torch.no_grad():
+            for s in seqs:
+                hs = model(torch.tensor([s]), output_hidden_states=True).hidden_states
+                for i in range(4):
+                    cos_sum[i] += torch.nn.functional.cosine_similarity(hs[i][0], hs[i + 1][0], dim=-1).sum()
+                n += len(s)
+    finally:
+        model.model.norm = norm
+    assert len(got) == 4
+    torch.testing.assert_close(torch.tensor(got), 1 - cos_sum / n, rtol=0, atol=1e-5)
+    with pytest.raises(InputError):
+        block_influence(model, [[]])
+
+
+def test_influence_indices_keep_the_highest_in_model_order():
+    scores = [0.9, 0.01, 0.2, 0.05, 0.2, 0.7]
+    assert influence_indices(scores, 3) == [0, 2, 5]          # 0.9, 0.7, then the earlier of the two 0.2s
+    assert influence_indices(scores, 6) == list(range(6))
+    assert influence_indices(scores, 1) == [0]
+    for bad in (0, 7):
+        with pytest.raises(InputError):
+            influence_indices(scores, bad)
