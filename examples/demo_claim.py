@@ -33,10 +33,17 @@ def verdict(report: dict, better: str = "distilled", worse: str = "undistilled")
         return False, "the report has no action match (run sad eval without --no-generate)"
     act = am_b["rate"] > am_w["rate"]
     holds = kl and act
+    pair = next((p for p in (report.get("fidelity") or {}).get("action_pairs") or []
+                 if {p["a"], p["b"]} == {better, worse}), None)
+    test = ""
+    if pair is not None:
+        only_b, only_w = (pair["a_only"], pair["b_only"]) if pair["a"] == better else (pair["b_only"], pair["a_only"])
+        test = (f", paired exact McNemar p = {pair['p_value']:.3g} ({only_b} steps only {better} matched, "
+                f"{only_w} only {worse}; {'significant' if pair['p_value'] < 0.05 else 'not significant'} at 0.05)")
     line = (f"{'claim holds' if holds else 'claim does NOT hold'}: {better} vs {worse} — span KL reason "
             f"{b['reason']['kl']:.3f} vs {w['reason']['kl']:.3f}, act {b['act']['kl']:.3f} vs {w['act']['kl']:.3f} "
             f"({'lower' if kl else 'not lower'}); action match {_rate(am_b)} vs {_rate(am_w)} "
-            f"({'higher' if act else 'not higher'})")
+            f"({'higher' if act else 'not higher'}{test})")
     return holds, line
 
 

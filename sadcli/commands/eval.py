@@ -292,7 +292,7 @@ def _token_counter(refs):
 def _fidelity(refs, data, teacher, reference, cot_threshold, render, max_length, generate, max_new_tokens,
               device, teacher_cache=None) -> dict:
     from sadcli.errors import InputError
-    from sadcli.eval.fidelity import FidelityModel, evaluate_fidelity
+    from sadcli.eval.fidelity import FidelityModel, evaluate_fidelity, paired_action_tests
     from sadcli.eval.policies import ModelRef, load_lm
     from sadcli.records import read_records
     from sadcli.schema import validate_segmented
@@ -337,13 +337,14 @@ def _fidelity(refs, data, teacher, reference, cot_threshold, render, max_length,
                             on_progress=lambda msg: console.print(f"fidelity: {msg}"))
     any_model = next(iter(res.values()))
     return {"data": data, "teacher": teacher, "reference": reference, "render": rend, "cot_threshold": cot_threshold,
-            "examples": any_model.get("examples"), "steps": any_model.get("steps"), "models": res}
+            "examples": any_model.get("examples"), "steps": any_model.get("steps"), "models": res,
+            "action_pairs": paired_action_tests(res)}
 
 
 def _fidelity_from_cache(models, records, data, cache_dir, reference, cot_threshold, render, max_length, generate,
                          max_new_tokens, device) -> dict:
     from sadcli.errors import InputError
-    from sadcli.eval.fidelity import CACHE_NO_GENERATIONS, FidelityModel, evaluate_fidelity
+    from sadcli.eval.fidelity import CACHE_NO_GENERATIONS, FidelityModel, evaluate_fidelity, paired_action_tests
     from sadcli.eval.policies import load_lm
 
     if reference == "teacher":  # before any model is loaded
@@ -371,7 +372,7 @@ def _fidelity_from_cache(models, records, data, cache_dir, reference, cot_thresh
             "kl_estimate": any_model.get("kl_estimate"), "reference": reference,
             "render": manifest.get("data", {}).get("render"), "cot_threshold": cot_threshold,
             "examples": len(records), "cached_examples": any_model.get("examples"), "steps": any_model.get("steps"),
-            "models": res}
+            "models": res, "action_pairs": paired_action_tests(res)}
 
 
 def _progress(quiet: bool):

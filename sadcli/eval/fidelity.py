@@ -153,7 +153,11 @@ class Outputs:
 
 
 def generate_outputs(gen, prompts: list[StepPrompts], fmt: SadFormat) -> Outputs:
-    """Greedy reasoning + free action and teacher-forced action for every step prompt, batched by step."""
+    """Greedy reasoning + free action and teacher-forced action for every step prompt, batched by step.
+
+    One KV cache per trajectory: a step's action prompt extends its reasoning prompt, and the next step's
+    reasoning prompt extends both, so each call prefills only the text added since the previous one.
+    """
     from sadcli.eval.prompting import parse_output
 
     holders: dict[tuple[int, str], dict] = {}
@@ -164,10 +168,10 @@ def generate_outputs(gen, prompts: list[StepPrompts], fmt: SadFormat) -> Outputs
     for step in sorted(rounds):
         idx = rounds[step]
         free = gen.generate([prompts[j].cot for j in idx], fmt.stops,
-                            [holders.setdefault((prompts[j].rec, "cot"), {}) for j in idx], after=fmt.act_marker)
+                            [holders.setdefault(prompts[j].rec, {}) for j in idx], after=fmt.act_marker)
         act_idx = [j for j in idx if prompts[j].act is not None]
         acts = gen.generate([prompts[j].act for j in act_idx], ["\n"],
-                            [holders.setdefault((prompts[j].rec, "act"), {}) for j in act_idx]) if act_idx else []
+                            [holders.setdefault(prompts[j].rec, {}) for j in act_idx]) if act_idx else []
         act_of = dict(zip(act_idx, acts, strict=True))
         for j, t in zip(idx, free, strict=True):
             reason, action = parse_output(fmt.reason_marker + t, fmt.markers)
@@ -189,13 +193,15 @@ def match_metrics(prompts: list[StepPrompts], outs: Outputs, refs: Outputs | Non
 
     n_act = k_act = n_free = k_free = n_cot = k_cot = 0
     rouge: list[float] = []
+    act_steps: list[int] = []
     for j, p in enumerate(prompts):
         ref_reason = p.reason if refs is None else refs.cot_reason[j]
         ref_action = p.action if refs is None else refs.action[j]
         ref_free = p.action if refs is None else refs.free_action[j]
         if ref_action:
             n_act += 1
-            k_act += action_match(outs.action[j], ref_action)
+            act_steps.append(int(action_match(outs.action[j], ref_action)))
+            k_act += act_steps[-1]
         if ref_free:
             n_free += 1
             k_free += action_match(outs.free_action[j], ref_free)
@@ -206,7 +212,29 @@ def match_metrics(prompts: list[StepPrompts], outs: Outputs, refs: Outputs | Non
             k_cot += f >= threshold
     return {"action_match": rate(k_act, n_act), "cot_match": rate(k_cot, n_cot),
             "cot_rouge_l": sum(rouge) / len(rouge) if rouge else math.nan,
-            "free_action_match": rate(k_free, n_free), "cot_threshold": threshold}
+            "free_action_match": rate(k_free, n_free), "cot_threshold": threshold,
+            "action_match_steps": act_steps}
+
+
+def paired_action_tests(models: dict[str, dict]) -> list[dict]:
+    """Exact McNemar test of action match for every pair of models (the same held-out steps, in order).
+
+    ``models`` is :func:`evaluate_fidelity`'s result; models without per-step outcomes (no generation)
+    are left out. Each entry: ``{"a", "b", "n", "a_only", "b_only", "p_value"}`` (``a_only``: steps only
+    ``a`` matched).
+    """
+    from itertools import combinations
+
+    from sadcli.eval.stats import mcnemar_exact
+
+    have = [m for m, f in models.items() if f.get("action_match_steps") is not None]
+    out = []
+    for a, b in combinations(have, 2):
+        sa, sb = models[a]["action_match_steps"], models[b]["action_match_steps"]
+        if len(sa) != len(sb) or not sa:
+            continue
+        out.append({"a": a, "b": b, **mcnemar_exact([bool(x) for x in sa], [bool(x) for x in sb])})
+    return out
 
 
 @dataclass
@@ -271,8 +299,9 @@ def evaluate_fidelity(records: list[dict], models: list[FidelityModel], teacher:
             continue
         targets, kinds = ids[0, pos + 1], labels[pos + 1]
         t_logits = _logits_at(teacher.model, ids.to(_dev(teacher.model)), pos.to(_dev(teacher.model))).cpu()
-        for m in models:
-            s_logits = _logits_at(m.model, ids.to(_dev(m.model)), pos.to(_dev(m.model))).cpu()
+        for m in models:  # the teacher as one of the models: its logits are the teacher's (one forward)
+            s_logits = t_logits if m.model is teacher.model else \
+                _logits_at(m.model, ids.to(_dev(m.model)), pos.to(_dev(m.model))).cpu()
             span_stats(t_logits, s_logits, targets, kinds, stats[m.label])
     if on_progress:
         what = f"{len(examples)} {'cached examples' if src else 'trajectories'}"

@@ -107,7 +107,11 @@ def task_type_rows(report: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def pair_rows(report: dict) -> list[list[str]]:
-    pairs = ((report.get("rollouts") or {}).get("summary") or {}).get("pairs", [])
+    return _pair_rows(((report.get("rollouts") or {}).get("summary") or {}).get("pairs", []))
+
+
+def _pair_rows(pairs: list[dict]) -> list[list[str]]:
+    """Rows of McNemar tests: pair, n, only-first, only-second, p-value."""
     return [[f"{p['a']} vs {p['b']}", str(p["n"]), str(p["a_only"]), str(p["b_only"]), f"{p['p_value']:.4g}"]
             for p in pairs]
 
@@ -132,6 +136,13 @@ def match_rows(report: dict) -> list[list[str]]:
              _ci(f.get("free_action_match"))] for m, f in _fid(report).items() if "action_match" in f]
 
 
+def action_pair_rows(report: dict) -> list[list[str]]:
+    return _pair_rows((report.get("fidelity") or {}).get("action_pairs") or [])
+
+
+COLUMNS_ACTION_PAIRS = ("pair", "steps", "only first matched", "only second matched", "p-value")
+
+
 def _titles(report: dict) -> dict[str, str]:
     ro = report.get("rollouts") or {}
     fi = report.get("fidelity") or {}
@@ -143,6 +154,7 @@ def _titles(report: dict) -> dict[str, str]:
         "pairs": "Paired exact McNemar tests (same episodes)",
         "match": "Greedy generation from the held-out histories: action match (after the reference reasoning), "
                  "CoT match (ROUGE-L F1 >= threshold, our definition), free action (after its own reasoning)",
+        "action_pairs": "Action match, paired exact McNemar tests (same held-out steps)",
         "fidelity": f"Teacher-forced fidelity on {fi.get('data')} ({fi.get('examples')} trajectories, "
                     f"{fi.get('steps')} steps; teacher {fi.get('teacher')}; reference {fi.get('reference')}; "
                     f"CoT match = ROUGE-L F1 >= {fi.get('cot_threshold')})",
@@ -176,6 +188,8 @@ def tables(report: dict) -> list[Any]:
         table(t["fidelity"], COLUMNS_FIDELITY, fidelity_rows(report))
         if match_rows(report):
             table(t["match"], COLUMNS_MATCH, match_rows(report))
+        if action_pair_rows(report):
+            table(t["action_pairs"], COLUMNS_ACTION_PAIRS, action_pair_rows(report))
     return out
 
 
@@ -204,6 +218,8 @@ def markdown(report: dict) -> str:
         parts += [f"## {t['fidelity']}", "", _md_table(COLUMNS_FIDELITY, fidelity_rows(report)), ""]
         if match_rows(report):
             parts += [f"### {t['match']}", "", _md_table(COLUMNS_MATCH, match_rows(report)), ""]
+        if action_pair_rows(report):
+            parts += [f"### {t['action_pairs']}", "", _md_table(COLUMNS_ACTION_PAIRS, action_pair_rows(report)), ""]
     cmd = (report.get("config") or {}).get("command")
     if cmd:
         parts += ["Produced by:", "", f"    {cmd}", ""]

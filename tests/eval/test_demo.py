@@ -93,3 +93,16 @@ def test_demo_claim_exit_status(tmp_path, capsys):
     assert claim.main([str(bad), "--no-fail"]) == 0  # make demo: the verdict is printed, the demo is not broken
     assert claim.main([str(tmp_path / "missing.json")]) == 1
     assert "Error: " in capsys.readouterr().err
+
+
+def test_demo_claim_reports_the_paired_test_of_action_match():
+    """With the report's paired exact McNemar test, the verdict names its p-value and the discordant steps
+    from the distilled student's side (5 steps only it matched, 0 only the undistilled one: p = 2 / 2**5)."""
+    claim = _claim()
+    rep = _report((3.1, 2.9), (12.5, 13.3), 5, 0)
+    rep["fidelity"]["action_pairs"] = [{"a": "undistilled", "b": "distilled", "n": 41, "a_only": 0, "b_only": 5,
+                                        "p_value": 0.0625}]
+    holds, line = claim.verdict(rep)
+    assert holds and "McNemar p = 0.0625 (5 steps only distilled matched, 0 only undistilled; not significant" in line
+    rep["fidelity"]["action_pairs"][0].update(b_only=7, p_value=2 / 2 ** 7)
+    assert "; significant at 0.05" in claim.verdict(rep)[1]

@@ -106,7 +106,15 @@ def test_student_before_and_after_distillation_and_teacher(student_dir, seg_file
         s = fi["models"][m]
         assert s["reason"]["kl"] > 0 and 0 <= s["action_match"]["rate"] <= 1
         assert s["action_match"]["n"] == 12 and s["cot_match"]["n"] == 10  # two steps of the data have no reasoning
-    assert "Teacher-forced fidelity" in r.stderr
+        assert len(s["action_match_steps"]) == 12 and sum(s["action_match_steps"]) == s["action_match"]["k"]
+    # paired exact McNemar tests of action match, one per pair, recounted from the per-step outcomes
+    pairs = {(p["a"], p["b"]): p for p in fi["action_pairs"]}
+    assert set(pairs) == {("distilled", "init:s"), ("distilled", "teacher"), ("init:s", "teacher")}
+    for (a, b), p in pairs.items():
+        sa, sb = fi["models"][a]["action_match_steps"], fi["models"][b]["action_match_steps"]
+        assert p["a_only"] == sum(x and not y for x, y in zip(sa, sb)) and p["n"] == 12
+        assert p["b_only"] == sum(y and not x for x, y in zip(sa, sb))
+    assert "Teacher-forced fidelity" in r.stderr and "paired exact McNemar" in r.stderr
 
 
 def test_student_rollouts_in_its_format(student_dir, tmp_path):

@@ -124,3 +124,17 @@ def test_summary_by_hand():
     both = summarize(recs + other, ["a", "b"])
     assert both["pairs"][0]["a_only"] == 3 and both["pairs"][0]["b_only"] == 0
     assert both["pairs"][0]["p_value"] == pytest.approx(0.25)
+
+
+def test_paired_action_tests_count_discordant_steps():
+    from scipy.stats import binomtest
+
+    from sadcli.eval.fidelity import paired_action_tests
+
+    models = {"a": {"action_match_steps": [1, 1, 1, 0, 1, 0]}, "b": {"action_match_steps": [0, 0, 1, 0, 1, 1]},
+              "c": {"action_match": {"k": 0, "n": 0}}}          # no generation: left out
+    (t,) = paired_action_tests(models)
+    assert (t["a"], t["b"], t["n"], t["a_only"], t["b_only"]) == ("a", "b", 6, 2, 1)
+    assert t["p_value"] == pytest.approx(binomtest(2, 3, 0.5).pvalue) == pytest.approx(1.0)
+    assert paired_action_tests({"a": {"action_match_steps": [1] * 6}, "b": {"action_match_steps": [0] * 6}})[0][
+        "p_value"] == pytest.approx(2 / 2 ** 6)
