@@ -39,15 +39,14 @@ demo: model
 	$(BIN)/sad segment $(DEMO_DIR)/teacher.jsonl --show --limit 1 -o $(DEMO_DIR)/segmented.jsonl
 	$(BIN)/sad segment $(DEMO_DIR)/heldout.jsonl -q -o $(DEMO_DIR)/heldout.seg.jsonl
 	$(BIN)/sad mask-check $(DEMO_DIR)/segmented.jsonl --strict --max-length 1024 --plot $(DEMO_DIR)/spans.png > /dev/null
-	$(BIN)/sad distill $(DEMO_DIR)/segmented.jsonl --teacher smollm2-135m --student-layers 6 --loss sad \
-		--max-steps 24 --lr 1e-3 --warmup-steps 2 --batch-size 2 --max-length 1024 \
+	$(BIN)/sad distill $(DEMO_DIR)/segmented.jsonl --teacher smollm2-135m --student-layers 12 --layer-pick influence \
+		--loss sad --max-steps 20 --lr 1e-3 --warmup-steps 2 --batch-size 2 --max-length 1024 \
 		--log $(DEMO_DIR)/train.jsonl -o $(DEMO_DIR)/student
-	$(BIN)/python examples/generate.py $(DEMO_DIR)/student $(DEMO_DIR)/heldout.seg.jsonl
 	# the result: distilled student vs the same layer-cut student before distillation vs the teacher,
 	# teacher-forced on the held-out trajectories and in a few TextWorldExpress dev episodes
 	$(BIN)/sad eval -m distilled=$(DEMO_DIR)/student -m undistilled=init:$(DEMO_DIR)/student \
 		-m teacher=teacher:$(DEMO_DIR)/student --data $(DEMO_DIR)/heldout.seg.jsonl \
-		--env twx --split dev --episodes 2 --max-steps 4 --max-new-tokens 40 -o $(DEMO_DIR)/episodes.jsonl \
+		--env twx --split dev --episodes 2 --max-steps 3 --max-new-tokens 40 -o $(DEMO_DIR)/episodes.jsonl \
 		--report $(DEMO_DIR)/eval.json --markdown $(DEMO_DIR)/eval.md --plot $(DEMO_DIR)/eval.png
 	# the claim, checked: distilled beats undistilled on span KL and action match (verdict printed)
 	$(BIN)/python examples/demo_claim.py $(DEMO_DIR)/eval.json --no-fail
