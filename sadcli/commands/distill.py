@@ -81,7 +81,7 @@ def distill(
     layer_pick: LayerPick = typer.Option(LayerPick.even, "--layer-pick",
                                          help="With --student-layers N: which N teacher layers. even: evenly "
                                               "spaced; influence: the N of highest block influence on the "
-                                              "training data (ShortGPT; one teacher pass over 16 examples)."),
+                                              "training data (ShortGPT; one teacher pass over ~4k tokens of training examples)."),
     student_config: Optional[str] = typer.Option(None, "--student-config",
                                                  help="Student = a freshly initialized model from this Hugging "
                                                       "Face config.json.", show_default=False),

@@ -160,7 +160,7 @@ def generate_outputs(gen, prompts: list[StepPrompts], fmt: SadFormat) -> Outputs
     """
     from sadcli.eval.prompting import parse_output
 
-    holders: dict[tuple[int, str], dict] = {}
+    holders: dict[int, dict] = {}  # one KV cache per trajectory
     res: dict[int, tuple] = {}
     rounds: dict[int, list[int]] = {}
     for j, p in enumerate(prompts):
@@ -223,18 +223,13 @@ def paired_action_tests(models: dict[str, dict]) -> list[dict]:
     are left out. Each entry: ``{"a", "b", "n", "a_only", "b_only", "p_value"}`` (``a_only``: steps only
     ``a`` matched).
     """
-    from itertools import combinations
+    from sadcli.eval.stats import pairwise_mcnemar
 
-    from sadcli.eval.stats import mcnemar_exact
-
-    have = [m for m, f in models.items() if f.get("action_match_steps") is not None]
-    out = []
-    for a, b in combinations(have, 2):
-        sa, sb = models[a]["action_match_steps"], models[b]["action_match_steps"]
-        if len(sa) != len(sb) or not sa:
-            continue
-        out.append({"a": a, "b": b, **mcnemar_exact([bool(x) for x in sa], [bool(x) for x in sb])})
-    return out
+    steps = {m: f["action_match_steps"] for m, f in models.items() if f.get("action_match_steps")}
+    n = {len(v) for v in steps.values()}
+    if len(n) > 1:
+        raise ValueError("action match outcomes of different held-out steps cannot be paired")
+    return pairwise_mcnemar({m: {i: bool(x) for i, x in enumerate(v)} for m, v in steps.items()})
 
 
 @dataclass

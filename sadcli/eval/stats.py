@@ -42,6 +42,23 @@ def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> dict:
     return {"n": len(a), "a_only": a_only, "b_only": b_only, "p_value": p}
 
 
+def pairwise_mcnemar(outcomes: dict[str, dict]) -> list[dict]:
+    """:func:`mcnemar_exact` for every pair of models, on the items (episodes, steps) both have.
+
+    ``outcomes`` maps a model label to ``{item key: bool}``; pairs with no common item are left out.
+    Each entry: ``{"a", "b", "n", "a_only", "b_only", "p_value"}``.
+    """
+    from itertools import combinations
+
+    out = []
+    for a, b in combinations(list(outcomes), 2):
+        ra, rb = outcomes[a], outcomes[b]
+        common = [k for k in ra if k in rb]
+        if common:
+            out.append({"a": a, "b": b, **mcnemar_exact([ra[k] for k in common], [rb[k] for k in common])})
+    return out
+
+
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (``nan`` sd for fewer than two values)."""
     vals = [float(v) for v in values]

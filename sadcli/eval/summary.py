@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from itertools import combinations
 
-from sadcli.eval.stats import mcnemar_exact, mean_sd, wilson
+from sadcli.eval.stats import mean_sd, pairwise_mcnemar, wilson
 
 SCORE_KEYS = ("em", "f1", "score")
 
@@ -90,16 +89,8 @@ def summarize_model(recs: list[dict], count_tokens: Callable[[str], int] | None 
 
 def paired_tests(by_model: dict[str, list[dict]]) -> list[dict]:
     """Exact McNemar test for every pair of models on the episodes (id, seed) both played."""
-    out = []
-    for a, b in combinations(list(by_model), 2):
-        ra = {(r.get("id"), r.get("seed")): bool(r.get("success")) for r in by_model[a]}
-        rb = {(r.get("id"), r.get("seed")): bool(r.get("success")) for r in by_model[b]}
-        common = [k for k in ra if k in rb]
-        if not common:
-            continue
-        t = mcnemar_exact([ra[k] for k in common], [rb[k] for k in common])
-        out.append({"a": a, "b": b, **t})
-    return out
+    return pairwise_mcnemar({m: {(r.get("id"), r.get("seed")): bool(r.get("success")) for r in recs}
+                             for m, recs in by_model.items()})
 
 
 def summarize(records: list[dict], labels: list[str] | None = None,
